@@ -1,0 +1,63 @@
+# imageshare: the obvious targets. `make run` and `make test` work on a fresh
+# machine with only python3 (3.11+): they build .venv from the pinned
+# requirements first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PG_URL ?= postgres://postgres@127.0.0.1:5432/imageshare
+
+.PHONY: run test test-sqlite test-postgres lint format bench-engine clean
+
+$(STAMP): requirements.txt
+	@# Debian packages the project uses when they are missing and we may
+	@# install them: redis-server carries the workers' monitoring events
+	@# (without it the stack runs with monitoring off); chromium runs the
+	@# browser test (without it that test is skipped).
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		else echo "note: missing$$missing and no root to install: those parts are skipped"; fi; \
+	fi
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+run: $(STAMP)
+	$(PY) -m ops.localstack run
+
+# Lint, then the whole suite on SQLite, then again on PostgreSQL when one answers on 127.0.0.1:5432.
+test: lint test-sqlite test-postgres
+
+test-sqlite: $(STAMP)
+	env -u DATABASE_URL $(PY) -m pytest
+
+test-postgres: $(STAMP)
+	@if $(PY) -c "import socket,sys; s=socket.socket(); s.settimeout(1); sys.exit(s.connect_ex(('127.0.0.1',5432)))"; then \
+		echo "== the suite again on PostgreSQL ($(PG_URL))"; \
+		DATABASE_URL=$(PG_URL) $(PY) -m pytest; \
+	else \
+		echo "== PostgreSQL does not answer on 127.0.0.1:5432: PostgreSQL run skipped"; \
+	fi
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP)
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+$(VENV)/.bench-installed: $(STAMP) requirements-bench.txt
+	$(PY) -m pip install --quiet -r requirements-bench.txt
+	touch $@
+
+bench-engine: $(VENV)/.bench-installed
+	$(PY) -m bench.engine $(if $(CORPUS),--corpus $(CORPUS),$(if $(wildcard ../shared/corpus),--corpus ../shared/corpus,))
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,69 @@
+"""The Celery configuration, loaded by the one app in ``imageshare/celery.py``.
+
+Values come from ``imageshare.settings`` (which reads the environment), so the
+web tier, the workers and the local stack agree on queue names and limits.
+"""
+
+import os as _os
+
+from imageshare import settings as _s
+
+_queue = _s.SQS_QUEUE_NAME
+
+if _s.AWS_ENDPOINT_URL:
+    # Local stack: moto. kombu takes the endpoint from the broker URL's host.
+    from urllib.parse import urlsplit
+
+    _endpoint = urlsplit(_s.AWS_ENDPOINT_URL)
+    broker_url = f"sqs://{_s.AWS_S3_ACCESS_KEY_ID}:{_s.AWS_S3_SECRET_ACCESS_KEY}@{_endpoint.netloc}"
+    _secure = _endpoint.scheme == "https"
+else:
+    # Real AWS: credentials from the instance role / environment chain.
+    broker_url = "sqs://"
+    _secure = True
+
+broker_transport_options = {
+    "region": _s.AWS_REGION,
+    "is_secure": _secure,
+    # Must match the queue's own VisibilityTimeout (set on the queue by ops/).
+    "visibility_timeout": _s.SQS_VISIBILITY_TIMEOUT,
+    # Long polling: fewer empty receives (cost) and quicker pick-up.
+    "wait_time_seconds": 10,
+    "polling_interval": 0.05,
+}
+_queue_url = _os.environ.get("SQS_QUEUE_URL")
+if _queue_url:
+    # Predefined queues: kombu never creates or lists queues, so the DLQ and
+    # redrive policy set up by ops/ are the ones in use, and IAM can stay narrow.
+    broker_transport_options["predefined_queues"] = {_queue: {"url": _queue_url}}
+broker_connection_retry_on_startup = True
+
+task_default_queue = _queue
+task_routes = {"thumbnails.tasks.*": {"queue": _queue}}
+imports = ("thumbnails.tasks", "thumbnails.protection")
+
+task_serializer = "json"
+accept_content = ["json"]
+result_serializer = "json"
+task_ignore_result = True  # status lives in the database, not a result backend
+
+# SQS delivers at least once: acknowledge after the work is done, and give the
+# message back if the worker process dies mid-task. Tasks are idempotent.
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+task_time_limit = _s.TASK_TIME_LIMIT
+task_soft_time_limit = max(1, _s.TASK_TIME_LIMIT - 10)
+
+# SQS has no broadcast, so remote control (pidbox) cannot work on it; with
+# predefined queues kombu would refuse the pidbox queue anyway.
+worker_enable_remote_control = False
+
+# Monitoring events travel on a separate channel (Redis), never on SQS; see
+# thumbnails/monitoring.py. Without CELERY_EVENTS_URL the workers send none.
+imageshare_events_url = _os.environ.get("CELERY_EVENTS_URL") or None
+worker_send_task_events = bool(imageshare_events_url)
+worker_consumer = "thumbnails.monitoring:EventsConsumer"
+event_queue_expires = 60  # a stopped Flower leaves no queue behind for long
+event_queue_ttl = 10
+worker_max_tasks_per_child = 500  # bound memory growth from image buffers
