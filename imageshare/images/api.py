@@ -1,0 +1,320 @@
+"""The JSON API, /api/v1/. Errors are always {"error": {"code", "message"}}."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import authenticate
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, HttpResponseRedirect, JsonResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status
+from rest_framework.authtoken.models import Token
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from thumbnails.engine import MAX_SPEC_SIDE
+
+from . import remote
+from .models import Image
+from .services import (
+    UploadError,
+    create_image,
+    delete_image,
+    file_url,
+    find_owned,
+    find_visible,
+    image_payload,
+    is_open,
+    presigned_url,
+    request_rendition,
+    store_image,
+)
+
+# Room for multipart boundaries and other form fields around the file itself.
+MULTIPART_OVERHEAD = 64 * 1024
+
+_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    500: "server_error",
+    503: "unavailable",
+}
+
+ERROR_SCHEMA = inline_serializer(
+    "Error",
+    {"error": inline_serializer("ErrorBody", {"code": serializers.CharField(), "message": serializers.CharField()})},
+)
+IMAGE_SCHEMA = inline_serializer(
+    "Image",
+    {
+        "id": serializers.UUIDField(),
+        "status": serializers.ChoiceField(choices=Image.Status.values),
+        "name": serializers.CharField(),
+        "width": serializers.IntegerField(),
+        "height": serializers.IntegerField(),
+        "bytes": serializers.IntegerField(),
+        "content_type": serializers.CharField(),
+        "created_at": serializers.DateTimeField(),
+        "ready_at": serializers.DateTimeField(allow_null=True),
+        "urls": serializers.DictField(child=serializers.URLField()),
+        "renditions": serializers.DictField(),
+        "page": serializers.URLField(),
+        "error": serializers.DictField(required=False),
+    },
+)
+
+
+def error_response(status_code: int, code: str, message: str, headers=None) -> Response:
+    return Response({"error": {"code": code, "message": message}}, status=status_code, headers=headers)
+
+
+def exception_handler(exc, context):
+    """Wrap DRF's handler so every error has the same JSON shape."""
+    if isinstance(exc, UploadError):
+        return error_response(exc.status, exc.code, exc.message)
+    if isinstance(exc, (Http404, DjangoValidationError)):
+        exc = exceptions.NotFound("No such image.")
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None  # a real bug: Django logs it; handler500 answers JSON under /api/
+    detail = getattr(exc, "detail", None)
+    if isinstance(detail, dict):  # serializer errors: field -> [messages]
+        field, msgs = next(iter(detail.items()))
+        message = f"{field}: {msgs[0] if isinstance(msgs, list) and msgs else msgs}"
+        code = "invalid"
+    elif isinstance(detail, list):
+        message, code = str(detail[0]) if detail else "Invalid request.", "invalid"
+    else:
+        message = str(detail or exc)
+        code = getattr(detail, "code", None) or _CODES.get(response.status_code, "error")
+    response.data = {"error": {"code": str(code), "message": message}}
+    return response
+
+
+def json_error_view(status_code: int, code: str, message: str):
+    return JsonResponse({"error": {"code": code, "message": message}}, status=status_code)
+
+
+class ModeAccess(BasePermission):
+    """Private mode: accounts only. Open mode: anyone may upload and view; listing and deleting need an account."""
+
+    def has_permission(self, request, view):
+        if request.user and request.user.is_authenticated:
+            return True
+        return is_open() and request.method in getattr(view, "anonymous_methods", ())
+
+
+class UploadSerializer(serializers.Serializer):
+    image = serializers.FileField(required=False, help_text="The image file (multipart).")
+    url = serializers.CharField(required=False, max_length=2048, help_text="Or a public http(s) URL to fetch.")
+
+
+class RenditionRequestSerializer(serializers.Serializer):
+    width = serializers.IntegerField(min_value=1, max_value=MAX_SPEC_SIDE)
+    height = serializers.IntegerField(min_value=1, max_value=MAX_SPEC_SIDE)
+    mode = serializers.ChoiceField(choices=["fit", "fill"], default="fit")
+
+
+def check_declared_length(request) -> None:
+    """Refuse an over-limit body from its Content-Length, before reading it."""
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > settings.MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD:
+        raise UploadError(
+            413, "too_large", f"The upload is larger than the limit of {settings.MAX_UPLOAD_BYTES} bytes."
+        )
+
+
+def upload_from_request(request) -> Image:
+    """A multipart ``image`` file, or JSON/form ``url`` to fetch."""
+    check_declared_length(request)
+    uploaded = request.FILES.get("image")
+    if uploaded is not None:
+        return create_image(request.user, uploaded)
+    url = request.data.get("url") if hasattr(request.data, "get") else None
+    if url:
+        data, name = remote.fetch(url)
+        return store_image(request.user, data, name)
+    raise UploadError(400, "missing_image", "Send a multipart field 'image', or JSON {\"url\": ...}.")
+
+
+class UploadThrottleMixin:
+    """The "uploads" rate applies to POST only: listing and polling use the user/anon rates."""
+
+    throttle_scope = "uploads"
+
+    def get_throttles(self):
+        throttles = super().get_throttles()
+        if self.request.method != "POST":
+            return [t for t in throttles if not isinstance(t, ScopedRateThrottle)]
+        return throttles
+
+
+class ImageListView(UploadThrottleMixin, APIView):
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    permission_classes = [ModeAccess]
+    anonymous_methods = ("POST",)
+
+    @extend_schema(
+        summary="List your images",
+        parameters=[
+            OpenApiParameter("status", str, enum=Image.Status.values),
+            OpenApiParameter("limit", int, description="1..100, default 20"),
+            OpenApiParameter("offset", int),
+        ],
+        responses={
+            200: inline_serializer(
+                "ImageList",
+                {
+                    "count": serializers.IntegerField(),
+                    "limit": serializers.IntegerField(),
+                    "offset": serializers.IntegerField(),
+                    "results": IMAGE_SCHEMA.__class__(many=True),
+                },
+            ),
+            400: ERROR_SCHEMA,
+            401: ERROR_SCHEMA,
+        },
+    )
+    def get(self, request):
+        if not request.user.is_authenticated:
+            raise exceptions.NotAuthenticated()
+        qs = Image.objects.filter(owner=request.user).prefetch_related("renditions")
+        wanted = request.query_params.get("status")
+        if wanted:
+            if wanted not in Image.Status.values:
+                return error_response(400, "invalid_status", f"status must be one of {', '.join(Image.Status.values)}")
+            qs = qs.filter(status=wanted)
+        try:
+            limit = min(max(int(request.query_params.get("limit", 20)), 1), 100)
+            offset = min(max(int(request.query_params.get("offset", 0)), 0), 10**9)
+        except ValueError:
+            return error_response(400, "invalid_page", "limit and offset must be integers")
+        total = qs.count()
+        items = [image_payload(i, request) for i in qs[offset : offset + limit]]
+        return Response({"count": total, "limit": limit, "offset": offset, "results": items})
+
+    @extend_schema(
+        summary="Upload an image (multipart file or JSON url)",
+        request={"multipart/form-data": UploadSerializer, "application/json": UploadSerializer},
+        responses={
+            202: IMAGE_SCHEMA,
+            **{code: ERROR_SCHEMA for code in (400, 401, 413, 415, 429, 503)},
+        },
+    )
+    def post(self, request):
+        image = upload_from_request(request)
+        return Response(image_payload(image, request), status=status.HTTP_202_ACCEPTED)
+
+
+class ImageDetailView(APIView):
+    permission_classes = [ModeAccess]
+    anonymous_methods = ("GET", "HEAD")
+
+    @extend_schema(summary="One image", responses={200: IMAGE_SCHEMA, 401: ERROR_SCHEMA, 404: ERROR_SCHEMA})
+    def get(self, request, image_id):
+        image = find_visible(request.user, image_id)
+        if image is None:
+            raise exceptions.NotFound("No such image.")
+        return Response(image_payload(image, request))
+
+    @extend_schema(
+        summary="Delete one of your images (and its files)",
+        responses={204: None, 401: ERROR_SCHEMA, 404: ERROR_SCHEMA, 503: ERROR_SCHEMA},
+    )
+    def delete(self, request, image_id):
+        image = find_owned(request.user, image_id)
+        if image is None:
+            raise exceptions.NotFound("No such image.")
+        delete_image(image)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class RenditionView(APIView):
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
+    permission_classes = [ModeAccess]
+
+    @extend_schema(
+        summary="Ask for an extra rendition of one of your images",
+        request=RenditionRequestSerializer,
+        responses={
+            200: OpenApiResponse(description="It exists already"),
+            202: OpenApiResponse(description="Queued"),
+            **{code: ERROR_SCHEMA for code in (400, 401, 404, 409, 503)},
+        },
+    )
+    def post(self, request, image_id):
+        image = find_owned(request.user, image_id)
+        if image is None:
+            raise exceptions.NotFound("No such image.")
+        body = RenditionRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        name, existing = request_rendition(image, **body.validated_data)
+        payload = {"name": name, "url": file_url(image, name, request), "status": "ready" if existing else "pending"}
+        if existing:
+            payload.update(width=existing.width, height=existing.height, content_type=existing.content_type)
+        return Response(payload, status=status.HTTP_200_OK if existing else status.HTTP_202_ACCEPTED)
+
+
+class FileView(APIView):
+    """/i/<id>/<name>: check permission, then redirect to a short-lived presigned URL."""
+
+    permission_classes = [ModeAccess]
+    anonymous_methods = ("GET", "HEAD")
+
+    def perform_content_negotiation(self, request, force=False):
+        # An <img> tag asks for image/*: never answer 406 to it.
+        return super().perform_content_negotiation(request, force=True)
+
+    @extend_schema(exclude=True)
+    def get(self, request, image_id, name):
+        image = find_visible(request.user, image_id)
+        url = presigned_url(image, name) if image is not None else None
+        if url is None:
+            raise exceptions.NotFound("No such file (yet).")
+        response = HttpResponseRedirect(url)
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+
+class TokenView(APIView):
+    """Trade a username and password for an API token (for scripts)."""
+
+    permission_classes = []
+    authentication_classes = []
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
+
+    @extend_schema(
+        summary="Get your API token",
+        request=inline_serializer(
+            "TokenRequest", {"username": serializers.CharField(), "password": serializers.CharField()}
+        ),
+        responses={
+            200: inline_serializer("Token", {"token": serializers.CharField()}),
+            400: ERROR_SCHEMA,
+            401: ERROR_SCHEMA,
+        },
+    )
+    def post(self, request):
+        username, password = request.data.get("username"), request.data.get("password")
+        if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
+            return error_response(400, "missing_credentials", "Send 'username' and 'password'.")
+        user = authenticate(request._request, username=username, password=password)
+        if user is None:
+            return error_response(401, "invalid_credentials", "Unknown username or wrong password.")
+        token, _ = Token.objects.get_or_create(user=user)
+        return Response({"token": token.key})

@@ -1,0 +1,117 @@
+"""Fetch an image from a URL for an upload, without becoming a way into the network.
+
+Written on http.client rather than requests because the check and the
+connection must use the *same* address: requests resolves the name again when
+it connects, so a name that resolves to a public address for the check and
+to 169.254.169.254 for the connection (DNS rebinding) would slip through.
+
+One fetch:
+1. Only http and https, with a host name or address.
+2. Resolve the host; refuse if any address is loopback, link-local (cloud
+   metadata), private, reserved, multicast or otherwise not global.
+3. Connect to the checked address (TLS still verifies the host name).
+4. Follow at most ``REMOTE_FETCH_MAX_REDIRECTS`` redirects, checking each
+   new location from step 1.
+5. Read at most ``MAX_UPLOAD_BYTES`` (+1 to detect more), with connect and
+   read timeouts.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import socket
+import ssl
+from urllib.parse import urljoin, urlsplit
+
+from django.conf import settings
+
+from .services import UploadError
+
+_REDIRECTS = {301, 302, 303, 307, 308}
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, host, address, port, timeout):
+        super().__init__(host, port, timeout=timeout)
+        self._address = address
+
+    def connect(self):
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, host, address, port, timeout):
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self._address = address
+
+    def connect(self):
+        sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
+def _allowed(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback and settings.REMOTE_FETCH_ALLOW_LOOPBACK:
+        return True
+    return ip.is_global and not ip.is_multicast
+
+
+def _resolve(host: str, port: int) -> str:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UploadError(400, "bad_url", f"The host {host!r} cannot be resolved.") from exc
+    addresses = sorted({info[4][0] for info in infos})
+    if not addresses:
+        raise UploadError(400, "bad_url", f"The host {host!r} has no address.")
+    for address in addresses:
+        if not _allowed(address):
+            raise UploadError(400, "forbidden_url", "That address is not allowed: only public internet hosts.")
+    return addresses[0]
+
+
+def fetch(url: str) -> tuple[bytes, str]:
+    """The image bytes and a file name for ``url``; UploadError on anything refused."""
+    if not isinstance(url, str) or len(url) > 2048:
+        raise UploadError(400, "bad_url", "'url' must be a string of at most 2048 characters.")
+    for _ in range(settings.REMOTE_FETCH_MAX_REDIRECTS + 1):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UploadError(400, "bad_url", "Only http and https URLs with a host are accepted.")
+        if parts.username or parts.password:
+            raise UploadError(400, "bad_url", "URLs with credentials are not accepted.")
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError as exc:
+            raise UploadError(400, "bad_url", "The URL's port is not valid.") from exc
+        address = _resolve(parts.hostname, port)
+        cls = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
+        conn = cls(parts.hostname, address, port, timeout=settings.REMOTE_FETCH_TIMEOUT)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        try:
+            conn.request("GET", path, headers={"User-Agent": "imageshare-fetch/1", "Accept": "image/*"})
+            resp = conn.getresponse()
+            if resp.status in _REDIRECTS:
+                location = resp.getheader("Location")
+                if not location:
+                    raise UploadError(400, "bad_url", "The server redirected without a location.")
+                url = urljoin(url, location)
+                continue
+            if resp.status != 200:
+                raise UploadError(400, "fetch_failed", f"The server answered {resp.status}.")
+            declared = resp.getheader("Content-Length")
+            if declared and declared.isdigit() and int(declared) > settings.MAX_UPLOAD_BYTES:
+                raise UploadError(413, "too_large", f"The image is larger than {settings.MAX_UPLOAD_BYTES} bytes.")
+            data = resp.read(settings.MAX_UPLOAD_BYTES + 1)
+            if len(data) > settings.MAX_UPLOAD_BYTES:
+                raise UploadError(413, "too_large", f"The image is larger than {settings.MAX_UPLOAD_BYTES} bytes.")
+            name = parts.path.rsplit("/", 1)[-1] or parts.hostname
+            return data, name
+        except (OSError, http.client.HTTPException) as exc:
+            raise UploadError(400, "fetch_failed", f"The image could not be fetched: {exc}") from exc
+        finally:
+            conn.close()
+    raise UploadError(400, "too_many_redirects", "The URL redirected too many times.")

@@ -1,0 +1,101 @@
+"""Seed-compatible endpoints: older clients and load generators use these; keep them exactly.
+
+- ``POST /`` with multipart ``image`` and ``Accept: application/json``:
+  202 ``{"original", "small", "medium", "large"}`` (extra keys allowed).
+- ``POST /api/register`` (form ``username``, ``password``): only with
+  ``OPEN_REGISTRATION``.
+- ``POST /api/upload`` (multipart ``username``, ``password``, ``file``).
+  Both answer ``{"success": true, ...}`` or
+  ``{"success": false, "error": {"code": <http status>, "message": ...}}``.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import authenticate, get_user_model, password_validation
+from django.contrib.auth.validators import ASCIIUsernameValidator
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import extend_schema
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .api import ModeAccess, UploadThrottleMixin, check_declared_length, error_response
+from .services import UploadError, create_image, image_payload, image_urls
+
+USERNAME_MAX = 64
+
+
+class SeedUploadView(UploadThrottleMixin, APIView):
+    """``POST /`` for JSON clients (the home view hands these requests here)."""
+
+    parser_classes = [MultiPartParser, FormParser]
+    permission_classes = [ModeAccess]
+    anonymous_methods = ("POST",)
+
+    @extend_schema(exclude=True)
+    def post(self, request):
+        check_declared_length(request)
+        image = create_image(request.user, request.FILES.get("image"))
+        body = {**image_urls(image, request), "id": str(image.id), "status": image.status}
+        return Response(body, status=202)
+
+    def http_method_not_allowed(self, request, *args, **kwargs):
+        return error_response(405, "method_not_allowed", f"{request.method} is not allowed here; POST an image.")
+
+
+def _fail(status: int, message: str) -> JsonResponse:
+    return JsonResponse({"success": False, "error": {"code": status, "message": message}}, status=status)
+
+
+def _json_405(request):
+    return _fail(405, f"{request.method} is not allowed; use POST.")
+
+
+# These take credentials in the form itself (no session), so no CSRF applies.
+@csrf_exempt
+def register(request):
+    if request.method != "POST":
+        return _json_405(request)
+    if not settings.OPEN_REGISTRATION:
+        return _fail(404, "Registration is not open on this server; ask an administrator for an account.")
+    username = request.POST.get("username", "")
+    password = request.POST.get("password", "")
+    if not username or not password:
+        return _fail(400, "Send form fields 'username' and 'password'.")
+    if len(username) > USERNAME_MAX:
+        return _fail(400, f"The username is longer than {USERNAME_MAX} characters.")
+    try:
+        ASCIIUsernameValidator()(username)
+        password_validation.validate_password(password, get_user_model()(username=username))
+    except ValidationError as exc:
+        return _fail(400, " ".join(exc.messages))
+    try:
+        get_user_model().objects.create_user(username=username, password=password)
+    except IntegrityError:
+        return _fail(409, "That username is taken.")
+    return JsonResponse({"success": True}, status=201)
+
+
+@csrf_exempt
+def upload(request):
+    if request.method != "POST":
+        return _json_405(request)
+    username = request.POST.get("username", "")
+    password = request.POST.get("password", "")
+    if not username or not password:
+        return _fail(400, "Send form fields 'username', 'password' and 'file'.")
+    user = authenticate(request, username=username, password=password)
+    if user is None:
+        return _fail(401, "Unknown username or wrong password.")
+    try:
+        check_declared_length(request)
+        image = create_image(user, request.FILES.get("file"))
+    except UploadError as exc:
+        if exc.code == "missing_image":
+            return _fail(400, "No file was sent: use the multipart field 'file'.")
+        return _fail(exc.status, exc.message)
+    return JsonResponse({"success": True, "payload": image_payload(image, request)}, status=202)

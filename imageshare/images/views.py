@@ -1,0 +1,214 @@
+"""Server-rendered pages: upload, gallery, image page, account creation."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.models import User
+from django.contrib.auth.validators import ASCIIUsernameValidator
+from django.contrib.auth.views import redirect_to_login
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from .api import json_error_view
+from .models import Image
+from .seed import SeedUploadView
+from .services import UploadError, create_image, delete_image, find_owned, find_visible, image_payload, is_open
+from .services import request_rendition as queue_rendition
+
+PAGE_SIZE = 24
+
+
+class UploadForm(forms.Form):
+    """Label and help text for the upload page (its multi-file input is in the template)."""
+
+    image = forms.FileField(
+        label="Photos",
+        help_text=f"JPEG, PNG, GIF, WebP; up to {settings.MAX_UPLOAD_BYTES // (1024 * 1024)} MB each.",
+    )
+
+
+class RenditionForm(forms.Form):
+    width = forms.IntegerField(min_value=1, max_value=4096)
+    height = forms.IntegerField(min_value=1, max_value=4096)
+    mode = forms.ChoiceField(choices=[("fit", "fit inside"), ("fill", "fill (centre crop)")])
+
+
+def _accepts(request, media_type: str) -> bool:
+    return media_type in request.headers.get("Accept", "")
+
+
+def _allows_json(request) -> bool:
+    """Accept allows JSON: no header (anything goes), */*, application/* or application/json."""
+    accept = request.headers.get("Accept", "").strip()
+    return not accept or any(t in accept for t in ("application/json", "application/*", "*/*"))
+
+
+@require_http_methods(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
+def home(request):
+    """The home page, and the seed-compatible ``POST /`` for JSON clients.
+
+    1. A browser (its Accept names text/html) gets the page; its form posts
+       upload here.
+    2. Other clients: POST goes to the JSON endpoint when Accept allows JSON
+       (or is absent, which allows anything), else 406; other methods get a
+       JSON 405.
+    """
+    browser = _accepts(request, "text/html")
+    if request.method not in ("GET", "HEAD", "POST"):
+        if not browser:
+            return json_error_view(405, "method_not_allowed", f"{request.method} is not allowed here; POST an image.")
+        return render(request, "images/error.html", {"message": "Method not allowed."}, status=405)
+    if request.method == "POST" and not browser:
+        if _allows_json(request):
+            return SeedUploadView.as_view()(request)
+        return json_error_view(406, "not_acceptable", "This endpoint answers application/json: ask for it in Accept.")
+    if not request.user.is_authenticated and not is_open():
+        return redirect_to_login(request.get_full_path())
+    if request.method == "POST":
+        return _upload_from_form(request)
+    return render(request, "images/home.html", _home_context(request, UploadForm()))
+
+
+def _upload_from_form(request):
+    files = request.FILES.getlist("image")
+    if not files:
+        messages.error(request, "Choose at least one photo to upload.")
+        return render(request, "images/home.html", _home_context(request, UploadForm()), status=400)
+    done, last = [], None
+    for upload in files:
+        try:
+            last = create_image(request.user, upload)
+            done.append(upload.name)
+        except UploadError as exc:
+            messages.error(request, f"{upload.name}: {exc.message}")
+            status = exc.status
+    if not done:
+        return render(request, "images/home.html", _home_context(request, UploadForm()), status=status)
+    messages.success(request, f"Uploaded {', '.join(done)}; thumbnails are on their way.")
+    if not request.user.is_authenticated:  # open mode, anonymous: show what they uploaded
+        return redirect("image", image_id=last.id)
+    return redirect("home")
+
+
+def _home_context(request, form):
+    images = []
+    if request.user.is_authenticated:
+        qs = Image.objects.filter(owner=request.user).prefetch_related("renditions")[:12]
+        images = [image_payload(i, request) for i in qs]
+    return {"form": form, "images": images, "open_mode": is_open()}
+
+
+STATUS_TABS = [("pending", "Processing"), ("ready", "Ready"), ("failed", "Failed")]
+
+
+def gallery(request):
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    status = request.GET.get("status", "ready")
+    if status not in Image.Status.values:
+        status = "ready"
+    qs = Image.objects.filter(owner=request.user, status=status).prefetch_related("renditions")
+    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    counts = {s: Image.objects.filter(owner=request.user, status=s).count() for s, _ in STATUS_TABS}
+    return render(
+        request,
+        "images/gallery.html",
+        {
+            "page": page,
+            "images": [image_payload(i, request) for i in page.object_list],
+            "tabs": [(s, label, counts[s]) for s, label in STATUS_TABS],
+            "status": status,
+        },
+    )
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def image_page(request, image_id):
+    image = find_visible(request.user, image_id)
+    if image is None:
+        raise Http404("No such image.")
+    owner = request.user.is_authenticated and image.owner_id == request.user.pk
+    form = RenditionForm()
+    if request.method == "POST":
+        if not owner:
+            raise Http404("No such image.")
+        form = RenditionForm(request.POST)
+        if form.is_valid():
+            try:
+                name, existing = queue_rendition(image, **form.cleaned_data)
+                messages.success(request, f"{name} {'is ready' if existing else 'is on its way'}.")
+                return redirect("image", image_id=image.id)
+            except UploadError as exc:
+                messages.error(request, exc.message)
+    return render(
+        request,
+        "images/image.html",
+        {"image": image_payload(image, request), "owner": owner, "form": form},
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@require_http_methods(["POST"])
+def image_delete(request, image_id):
+    image = find_owned(request.user, image_id)
+    if image is None:
+        raise Http404("No such image.")
+    try:
+        delete_image(image)
+    except UploadError as exc:
+        messages.error(request, exc.message)
+        return redirect("image", image_id=image_id)
+    messages.success(request, f"Deleted {image.original_name or 'the image'}.")
+    return redirect("gallery")
+
+
+class AccountCreationForm(UserCreationForm):
+    email = forms.EmailField(required=False, help_text="For password resets.")
+
+    class Meta(UserCreationForm.Meta):
+        model = User
+        fields = ("username", "email")
+
+    def clean_username(self):
+        username = super().clean_username()
+        ASCIIUsernameValidator()(username)
+        if len(username) > 64:
+            raise forms.ValidationError("At most 64 characters.")
+        return username
+
+
+@staff_member_required
+@require_http_methods(["GET", "POST"])
+def account_new(request):
+    """Staff create accounts (users cannot create or delete their own)."""
+    form = AccountCreationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        messages.success(request, f"Created the account {user.username}.")
+        return redirect("account-new")
+    return render(request, "registration/account_new.html", {"form": form}, status=400 if form.errors else 200)
+
+
+def locked_out(request, *args, **kwargs):
+    """django-axes' lockout answer: JSON for the API, a page for people. 429 either way."""
+    if request.path.startswith("/api/") or not _accepts(request, "text/html") and request.path != "/login/":
+        return json_error_view(429, "locked_out", "Too many failed logins; try again later.")
+    return render(request, "registration/locked_out.html", status=429)
+
+
+def page_not_found(request, exception=None):
+    if request.path.startswith("/api/"):
+        return json_error_view(404, "not_found", "No such endpoint or object.")
+    return render(request, "images/error.html", {"message": "Not found."}, status=404)
+
+
+def server_error(request):
+    if request.path.startswith("/api/"):
+        return json_error_view(500, "server_error", "Something went wrong on our side; it has been logged.")
+    return render(request, "images/error.html", {"message": "Something went wrong on our side."}, status=500)

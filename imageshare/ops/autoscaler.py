@@ -1,0 +1,144 @@
+"""The scaling hook: observe, decide (pure policy), act, record.
+
+One ``tick``:
+1. Read the policy settings from the database (changes apply on the next tick).
+2. Observe: queue depth from SQS, the pool from the provider, the recent
+   average processing time from the database. If any read fails the tick is
+   skipped and recorded as such: no scaling on garbage.
+3. Decide with ``ops.scaling.policy.decide``.
+4. Act through the provider when enabled and the pool should change.
+5. Publish backlog per worker to CloudWatch, so a native target-tracking
+   policy can be attached to the group instead, and record the decision.
+Before all that, images whose message died in the dead-letter queue are
+marked failed (``imageshare.images.deadletters``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Avg
+from django.utils import timezone
+
+from imageshare.images.deadletters import sweep
+from imageshare.images.models import Image
+from ops.scaling.policy import History, Observation, decide
+
+from .models import ScalingDecision, ScalingPolicy
+from .queues import queue_depth
+
+log = logging.getLogger(__name__)
+
+METRIC_NAMESPACE = "imageshare"
+METRIC_NAME = "BacklogPerWorker"
+
+
+def recent_task_seconds(window_minutes: int = 10) -> float | None:
+    since = timezone.now() - timedelta(minutes=window_minutes)
+    avg = Image.objects.filter(ready_at__gte=since, processing_ms__isnull=False).aggregate(v=Avg("processing_ms"))["v"]
+    return avg / 1000 if avg else None
+
+
+def history_from_log() -> History:
+    """Rebuild what the policy remembers from the decision log (after a restart)."""
+    h = History()
+    last = ScalingDecision.objects.filter(action__in=["out", "in"]).first()
+    if last:
+        h.last_action_at = last.at
+        h.last_direction = 1 if last.action == "out" else -1
+    return h
+
+
+class Autoscaler:
+    def __init__(self, provider, cloudwatch=None, read_queue=queue_depth, clock=time.time, sqs=None):
+        self.provider = provider
+        self.cloudwatch = cloudwatch
+        self.sqs = sqs
+        self.read_queue = read_queue
+        self.clock = clock
+        self.history = history_from_log()
+
+    def _record(self, **fields) -> ScalingDecision:
+        d = ScalingDecision.objects.create(provider=self.provider.name, at=self.clock(), **fields)
+        log.info(
+            "scaling %s: %s -> %s | %s", d.action, d.previous, d.desired, d.reason
+        ) if d.action != "hold" else log.debug("scaling hold: %s", d.reason)
+        return d
+
+    def tick(self) -> ScalingDecision:
+        self._sweep_dead_letters()
+        policy = ScalingPolicy.current()
+        try:
+            s = policy.to_settings()
+            depth = self.read_queue()["work"]
+            pool = self.provider.state()
+            task_s = recent_task_seconds()
+        except Exception as exc:  # any broken read: skip, never act on it
+            log.warning("scaling tick skipped: %s", exc)
+            return self._record(action="skip", reason=f"skipped: could not read metrics ({exc})"[:1000])
+        obs = Observation(
+            now=self.clock(),
+            visible=depth["visible"],
+            in_flight=depth["in_flight"],
+            running=pool.running,
+            starting=pool.starting,
+            avg_task_seconds=task_s,
+            cpu=pool.cpu,
+        )
+        decision = decide(s, obs, self.history)
+        desired = pool.clamp(decision.desired)
+        reason = decision.reason
+        if desired != decision.desired:
+            reason = f"{reason}; the provider's bounds are {pool.bounds[0]}..{pool.bounds[1]}"
+        fields = dict(
+            visible=obs.visible,
+            in_flight=obs.in_flight,
+            running=obs.running,
+            starting=obs.starting,
+            avg_task_seconds=task_s,
+            cpu=pool.cpu,
+            previous=pool.capacity,
+            desired=desired,
+        )
+        self._publish(obs, pool.capacity)
+        if desired == pool.capacity:
+            return self._record(action="hold", reason=reason, **fields)
+        if not policy.enabled:
+            return self._record(action="off", reason=f"disabled; would {reason}", **fields)
+        self.provider.set_desired(desired)
+        action = "out" if desired > pool.capacity else "in"
+        return self._record(action=action, reason=reason, **fields)
+
+    def _sweep_dead_letters(self) -> None:
+        """Images whose message died in the DLQ become "failed" instead of "pending" forever."""
+        if self.sqs is None:
+            return
+        try:
+            dlq = (
+                settings.SQS_DEAD_LETTER_QUEUE_URL
+                or self.sqs.get_queue_url(QueueName=settings.SQS_DEAD_LETTER_QUEUE_NAME)["QueueUrl"]
+            )
+            sweep(self.sqs, dlq)
+        except Exception as exc:  # housekeeping must never stop scaling
+            log.warning("dead-letter sweep skipped: %s", exc)
+
+    def _publish(self, obs: Observation, capacity: int) -> None:
+        if self.cloudwatch is None:
+            return
+        try:
+            self.cloudwatch.put_metric_data(
+                Namespace=METRIC_NAMESPACE,
+                MetricData=[
+                    {
+                        "MetricName": METRIC_NAME,
+                        "Dimensions": [{"Name": "QueueName", "Value": settings.SQS_QUEUE_NAME}],
+                        "Value": obs.visible / max(capacity, 1),
+                        "Unit": "Count",
+                    }
+                ],
+            )
+        except Exception as exc:  # a metric we could not publish must not stop scaling
+            log.warning("could not publish %s: %s", METRIC_NAME, exc)

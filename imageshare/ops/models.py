@@ -1,0 +1,80 @@
+from dataclasses import fields
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from ops.scaling.policy import POLICIES, Settings
+
+
+class ScalingPolicy(models.Model):
+    """The scaling hook's settings: one row, read on every tick (no restart needed)."""
+
+    policy = models.CharField(max_length=16, choices=[(p, p) for p in POLICIES], default="backlog")
+    enabled = models.BooleanField(default=True, help_text="Off: the hook observes and records, but does not act.")
+    min_workers = models.PositiveSmallIntegerField(default=1)
+    max_workers = models.PositiveSmallIntegerField(default=8)
+    worker_concurrency = models.PositiveSmallIntegerField(default=2)
+    target_latency_seconds = models.FloatField(default=30.0, help_text="Acceptable time an upload waits in the queue.")
+    default_task_seconds = models.FloatField(default=1.0, help_text="Used until a processing time is measured.")
+    scale_in_stable_seconds = models.FloatField(default=60.0)
+    scale_in_cooldown = models.FloatField(default=60.0)
+    scale_in_headroom = models.FloatField(default=0.25)
+    cpu_high = models.FloatField(default=0.70)
+    cpu_low = models.FloatField(default=0.20)
+    grow_ratio = models.FloatField(default=2.0)
+    shrink_ratio = models.FloatField(default=0.5)
+    interval_seconds = models.FloatField(default=10.0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "scaling policy"
+
+    def __str__(self):
+        return f"{self.policy} {self.min_workers}..{self.max_workers}"
+
+    @classmethod
+    def current(cls) -> "ScalingPolicy":
+        return cls.objects.get_or_create(pk=1, defaults=settings.SCALING_DEFAULTS)[0]
+
+    def to_settings(self) -> Settings:
+        return Settings(**{f.name: getattr(self, f.name) for f in fields(Settings)})
+
+    def clean(self):
+        try:
+            self.to_settings()
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from exc
+        if self.interval_seconds < 1:
+            raise ValidationError("interval_seconds must be at least 1")
+
+
+class ScalingDecision(models.Model):
+    """One tick of the hook: what it saw, what it wanted, what it did."""
+
+    class Action(models.TextChoices):
+        OUT = "out"
+        IN = "in"
+        HOLD = "hold"
+        SKIP = "skip"  # a metric could not be read: no scaling on garbage
+        OFF = "off"  # hook disabled: observed only
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    at = models.FloatField(help_text="wall-clock seconds, as the policy saw them")
+    provider = models.CharField(max_length=32)
+    action = models.CharField(max_length=8, choices=Action.choices)
+    visible = models.IntegerField(null=True)
+    in_flight = models.IntegerField(null=True)
+    running = models.IntegerField(null=True)
+    starting = models.IntegerField(null=True)
+    avg_task_seconds = models.FloatField(null=True)
+    cpu = models.FloatField(null=True)
+    previous = models.IntegerField(null=True)
+    desired = models.IntegerField(null=True)
+    reason = models.TextField()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.created_at:%H:%M:%S} {self.action} {self.previous}->{self.desired}"

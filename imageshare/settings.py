@@ -1,0 +1,326 @@
+"""imageshare settings, read from the environment.
+
+Every value has a default that runs the embedded local stack out of the box.
+Production (``IMAGESHARE_ENV=production``) refuses to start with a default
+secret. The helpers fail loudly on a value they cannot parse, instead of
+silently falling back to a default.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def envstr(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def envbool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use true/false)")
+
+
+def envint(name: str, default: int, *, minimum: int | None = None) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name}={value} is below the minimum {minimum}")
+    return value
+
+
+def envlist(name: str, default: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+# --- Deployment mode and secrets -------------------------------------------------
+IMAGESHARE_ENV = envstr("IMAGESHARE_ENV", "local")
+if IMAGESHARE_ENV not in ("local", "production"):
+    raise ImproperlyConfigured(f"IMAGESHARE_ENV must be 'local' or 'production', not {IMAGESHARE_ENV!r}")
+PRODUCTION = IMAGESHARE_ENV == "production"
+
+_DEFAULT_SECRET_KEY = "local-only-insecure-secret-key-do-not-use-in-production"
+SECRET_KEY = envstr("SECRET_KEY", _DEFAULT_SECRET_KEY)
+if PRODUCTION and (SECRET_KEY == _DEFAULT_SECRET_KEY or len(SECRET_KEY) < 32):
+    raise ImproperlyConfigured("Production needs SECRET_KEY set to a random value of 32+ characters.")
+
+DEBUG = envbool("DEBUG", False)
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("DEBUG must be off in production.")
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
+SESSION_COOKIE_SECURE = PRODUCTION
+CSRF_COOKIE_SECURE = PRODUCTION
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if PRODUCTION else None
+
+# --- Django -----------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "axes",
+    "imageshare.images",
+    "imageshare.ops",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it locks out repeated failed logins.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+ROOT_URLCONF = "imageshare.urls"
+WSGI_APPLICATION = "imageshare.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "imageshare" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+VAR_DIR = Path(envstr("IMAGESHARE_VAR_DIR", str(BASE_DIR / "var")))
+DATABASES = {
+    "default": dj_database_url.parse(
+        envstr("DATABASE_URL", f"sqlite:///{VAR_DIR / 'imageshare.sqlite3'}"),
+        conn_max_age=envint("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web tier and the workers write to the same file: wait for the lock
+    # instead of failing, and let readers proceed during writes (WAL).
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+    }
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Argon2 first: new and changed passwords are hashed with it; older hashes
+# are upgraded on the next login.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# Login rate limit (django-axes): after AXES_FAILURE_LIMIT failures for one
+# username from one address, that pair is locked out for AXES_COOLOFF_MINUTES.
+AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = envint("LOGIN_COOLOFF_MINUTES", 15, minimum=1) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "imageshare.images.views.locked_out"
+AXES_VERBOSE = False
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "imageshare" / "static"]
+STORAGES = {
+    "default": {"BACKEND": "storages.backends.s3.S3Storage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True  # serve static files without collectstatic in the local stack
+
+# One cache the web processes share (rate limits): Redis when CACHE_URL is
+# given (production), else files under var/ (the local stack's processes
+# share the disk).
+CACHE_URL = envstr("CACHE_URL", "")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        if CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(VAR_DIR / "cache")}
+    )
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "imageshare.images.auth.LockoutAwareBasicAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "imageshare.images.api.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.ScopedRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": envstr("API_RATE_ANON", "60/min"),
+        "user": envstr("API_RATE_USER", "600/min"),
+        "uploads": envstr("API_RATE_UPLOADS", "120/min"),
+    },
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "imageshare API",
+    "DESCRIPTION": "Upload photos; get small, medium and large renditions (and any size on request).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Deployment kind: private (accounts only) or open sharing ------------------
+# private: only accounts an administrator created; each user sees only their
+#   own images; image URLs go through the app (permission check, then a
+#   short-lived presigned S3 URL).
+# open: anyone with the link sees an image; anonymous uploads are allowed;
+#   image URLs are public (S3, or CDN_BASE_URL).
+IMAGESHARE_MODE = envstr("IMAGESHARE_MODE", "private")
+if IMAGESHARE_MODE not in ("private", "open"):
+    raise ImproperlyConfigured("IMAGESHARE_MODE must be 'private' or 'open'")
+OPEN_REGISTRATION = envbool("OPEN_REGISTRATION", False)  # POST /api/register
+CDN_BASE_URL = envstr("CDN_BASE_URL", "").rstrip("/")
+
+# --- E-mail (password reset) ---------------------------------------------------
+EMAIL_BACKEND = envstr("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "imageshare <noreply@localhost>")
+EMAIL_HOST = envstr("EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("EMAIL_PORT", 25, minimum=1)
+
+# --- Remote-URL uploads ----------------------------------------------------------
+REMOTE_FETCH_TIMEOUT = envint("REMOTE_FETCH_TIMEOUT_SECONDS", 10, minimum=1)
+REMOTE_FETCH_MAX_REDIRECTS = envint("REMOTE_FETCH_MAX_REDIRECTS", 3, minimum=0)
+# Tests serve images from loopback; production never sets this.
+REMOTE_FETCH_ALLOW_LOOPBACK = envbool("REMOTE_FETCH_ALLOW_LOOPBACK", False)
+if PRODUCTION and REMOTE_FETCH_ALLOW_LOOPBACK:
+    raise ImproperlyConfigured("REMOTE_FETCH_ALLOW_LOOPBACK must be off in production")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
+}
+
+# --- AWS: S3 and SQS --------------------------------------------------------------
+# AWS_ENDPOINT_URL set: every AWS client talks to it (moto in the local stack).
+# Unset: real AWS, with credentials from the usual chain (instance role).
+AWS_ENDPOINT_URL = envstr("AWS_ENDPOINT_URL", "") or None
+AWS_REGION = envstr("AWS_REGION", "us-east-1")
+S3_BUCKET = envstr("S3_BUCKET", "imageshare-media")
+SQS_QUEUE_NAME = envstr("SQS_QUEUE_NAME", "imageshare-thumbnails")
+SQS_DEAD_LETTER_QUEUE_NAME = envstr("SQS_DEAD_LETTER_QUEUE_NAME", f"{SQS_QUEUE_NAME}-dlq")
+SQS_MAX_RECEIVE_COUNT = envint("SQS_MAX_RECEIVE_COUNT", 5, minimum=1)
+# Set by the local stack and by provisioning; when unset the URLs are looked up by name.
+SQS_QUEUE_URL = envstr("SQS_QUEUE_URL", "") or None
+SQS_DEAD_LETTER_QUEUE_URL = envstr("SQS_DEAD_LETTER_QUEUE_URL", "") or None
+
+# The longest a resize task may run; the queue's visibility timeout must be
+# longer, or SQS hands a message still being worked on to a second worker.
+TASK_TIME_LIMIT = envint("TASK_TIME_LIMIT", 120, minimum=5)
+SQS_VISIBILITY_TIMEOUT = envint("SQS_VISIBILITY_TIMEOUT", 300, minimum=1)
+if SQS_VISIBILITY_TIMEOUT <= TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        f"SQS_VISIBILITY_TIMEOUT ({SQS_VISIBILITY_TIMEOUT}s) must be longer than TASK_TIME_LIMIT ({TASK_TIME_LIMIT}s)"
+    )
+
+# django-storages, S3 backend (see imageshare/images/storage.py).
+AWS_STORAGE_BUCKET_NAME = S3_BUCKET
+AWS_S3_REGION_NAME = AWS_REGION
+AWS_S3_ENDPOINT_URL = AWS_ENDPOINT_URL
+AWS_S3_ADDRESSING_STYLE = "path" if AWS_ENDPOINT_URL else None
+AWS_S3_SIGNATURE_VERSION = "s3v4"
+AWS_DEFAULT_ACL = None
+AWS_S3_FILE_OVERWRITE = True  # fixed keys per image and size: a re-run overwrites, never duplicates
+AWS_QUERYSTRING_AUTH = True  # private bucket: URLs are short-lived presigned links
+AWS_QUERYSTRING_EXPIRE = envint("PRESIGNED_URL_TTL", 3600, minimum=60)
+# Private mode: the app checks permission on each request, then redirects to
+# a URL signed for this long only.
+PRESIGNED_REDIRECT_TTL = envint("PRESIGNED_REDIRECT_TTL", 300, minimum=10)
+AWS_S3_OBJECT_PARAMETERS = {"CacheControl": "private, max-age=86400"}
+if AWS_ENDPOINT_URL:
+    # moto accepts any credentials; real AWS never gets here.
+    AWS_S3_ACCESS_KEY_ID = envstr("AWS_ACCESS_KEY_ID", "testing")
+    AWS_S3_SECRET_ACCESS_KEY = envstr("AWS_SECRET_ACCESS_KEY", "testing")
+
+# --- Images ----------------------------------------------------------------------
+MAX_UPLOAD_BYTES = envint("MAX_UPLOAD_BYTES", 25 * 1024 * 1024, minimum=1024)
+MAX_IMAGE_PIXELS = envint("MAX_IMAGE_PIXELS", 50_000_000, minimum=1)
+JPEG_QUALITY = envint("JPEG_QUALITY", 85, minimum=1)
+if JPEG_QUALITY > 100:
+    raise ImproperlyConfigured("JPEG_QUALITY must be 1..100")
+EXTRA_FORMATS = tuple(f.upper() for f in envlist("IMAGE_EXTRA_FORMATS", ""))
+for _fmt in EXTRA_FORMATS:
+    if _fmt not in ("WEBP", "AVIF"):
+        raise ImproperlyConfigured(f"IMAGE_EXTRA_FORMATS may list webp and avif, not {_fmt!r}")
+# Django's own in-memory limit follows ours, so larger bodies go to a temp file.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
+
+# --- Scaling hook -----------------------------------------------------------------
+# Starting values for the policy row (the database holds the live settings,
+# editable on the ops page; these apply only when the row is first created).
+SCALING_DEFAULTS = {
+    "min_workers": envint("SCALING_MIN_WORKERS", 1, minimum=0),
+    "max_workers": envint("SCALING_MAX_WORKERS", 8, minimum=1),
+    "worker_concurrency": envint("WORKER_CONCURRENCY", 2, minimum=1),
+    "interval_seconds": envint("SCALING_INTERVAL_SECONDS", 10, minimum=1),
+    "target_latency_seconds": envint("SCALING_TARGET_LATENCY_SECONDS", 30, minimum=1),
+    "scale_in_stable_seconds": envint("SCALING_SCALE_IN_STABLE_SECONDS", 60, minimum=0),
+    "scale_in_cooldown": envint("SCALING_SCALE_IN_COOLDOWN_SECONDS", 60, minimum=0),
+}
+
+# --- Monitoring -------------------------------------------------------------------
+# Bearer token for Prometheus to scrape /metrics; without it only staff may read it.
+METRICS_TOKEN = envstr("METRICS_TOKEN", "")
+FLOWER_URL = envstr("FLOWER_URL", "")
