@@ -1,0 +1,249 @@
+"""Where workers come from: local processes, or an EC2 Auto Scaling group.
+
+A provider reports the pool as it is (``state``) and moves it towards a size
+(``set_desired``). Both read the real state every time instead of
+remembering it, so the hook can restart without disturbing the pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PoolState:
+    running: int  # ready and consuming
+    starting: int  # booting: counts as capacity
+    stopping: int  # told to go, finishing the task in hand
+    cpu: float | None  # average CPU use per running worker, 0..1; None when unknown
+    members: tuple[str, ...] = ()
+    bounds: tuple[int, int] | None = None  # the provider's own (min, max), e.g. the group's
+
+    def clamp(self, desired: int) -> int:
+        return desired if self.bounds is None else min(max(desired, self.bounds[0]), self.bounds[1])
+
+    @property
+    def capacity(self) -> int:
+        return self.running + self.starting
+
+
+class LocalProvider:
+    """Workers as ``celery worker`` processes on this machine.
+
+    Each worker has files in ``pid_dir``: ``NAME.pid`` (its pid), ``NAME.ready``
+    (touched by the worker itself on Celery's ``worker_ready`` signal) and
+    ``NAME.stopping`` (we asked it to go). A restarted hook finds the pool
+    from these files and the live processes. Scale-in sends SIGTERM: Celery's
+    warm shutdown, which stops taking messages and finishes the tasks in hand.
+    """
+
+    name = "local"
+
+    def __init__(self, pid_dir: Path, command_for, env: dict[str, str], concurrency: int):
+        self.pid_dir = Path(pid_dir)
+        self.pid_dir.mkdir(parents=True, exist_ok=True)
+        self.command_for = command_for  # name -> argv
+        self.env = env
+        self.concurrency = concurrency
+        self._cpu_seen: dict[int, tuple[float, float]] = {}  # pid -> (cpu seconds, at)
+
+    # -- reading ------------------------------------------------------------
+    def _workers(self) -> list[tuple[str, int]]:
+        found = []
+        for pid_file in sorted(self.pid_dir.glob("*.pid")):
+            name = pid_file.stem
+            try:
+                pid = int(pid_file.read_text().strip())
+            except (OSError, ValueError):
+                continue
+            if _is_celery(pid):
+                found.append((name, pid))
+            else:  # gone: clean up after it
+                for suffix in (".pid", ".ready", ".stopping"):
+                    (self.pid_dir / f"{name}{suffix}").unlink(missing_ok=True)
+        return found
+
+    def state(self) -> PoolState:
+        running = starting = stopping = 0
+        cpus = []
+        members = []
+        for name, pid in self._workers():
+            members.append(name)
+            if (self.pid_dir / f"{name}.stopping").exists():
+                stopping += 1
+            elif (self.pid_dir / f"{name}.ready").exists():
+                running += 1
+                share = self._cpu_share(pid)
+                if share is not None:
+                    cpus.append(share)
+            else:
+                starting += 1
+        cpu = sum(cpus) / len(cpus) if cpus and len(cpus) == running else None
+        return PoolState(running, starting, stopping, cpu, tuple(members))
+
+    def _cpu_share(self, pid: int) -> float | None:
+        """CPU used by the worker and its pool processes since the last reading, per pool slot."""
+        total = _tree_cpu_seconds(pid)
+        now = time.monotonic()
+        before = self._cpu_seen.get(pid)
+        self._cpu_seen[pid] = (total, now)
+        if before is None or now - before[1] <= 0:
+            return None
+        return min(1.0, (total - before[0]) / ((now - before[1]) * self.concurrency))
+
+    # -- acting -------------------------------------------------------------
+    def set_desired(self, desired: int) -> None:
+        workers = self._workers()
+        active = [(n, p) for n, p in workers if not (self.pid_dir / f"{n}.stopping").exists()]
+        if desired > len(active):
+            taken = {n for n, _ in workers}
+            for _ in range(desired - len(active)):
+                self._start(_next_name(taken))
+        elif desired < len(active):
+            # Booting workers first (they hold no work), then the newest.
+            order = sorted(active, key=lambda w: ((self.pid_dir / f"{w[0]}.ready").exists(), -w[1]))
+            for name, pid in order[: len(active) - desired]:
+                (self.pid_dir / f"{name}.stopping").touch()
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+                log.info("asked local worker %s (pid %s) to stop after its current tasks", name, pid)
+
+    def _start(self, name: str) -> None:
+        env = {**self.env, "IMAGESHARE_WORKER_READY_FILE": str(self.pid_dir / f"{name}.ready")}
+        log_file = open(self.pid_dir / f"{name}.log", "ab")
+        # Own session: the worker outlives a restart of the hook.
+        proc = subprocess.Popen(
+            self.command_for(name), env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log_file.close()
+        (self.pid_dir / f"{name}.pid").write_text(str(proc.pid))
+        log.info("started local worker %s (pid %s)", name, proc.pid)
+
+    def stop_all(self, timeout: float = 30) -> None:
+        """Warm-stop every worker and wait (bounded); used when the local stack stops."""
+        workers = self._workers()
+        for name, pid in workers:
+            (self.pid_dir / f"{name}.stopping").touch()
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(_is_celery(p) for _, p in workers):
+            time.sleep(0.2)
+        for _, pid in workers:
+            if _is_celery(pid):
+                os.killpg(pid, signal.SIGKILL)
+        self._workers()  # clean up the files
+
+
+def _next_name(taken: set[str]) -> str:
+    i = 1
+    while f"worker{i}" in taken:
+        i += 1
+    taken.add(f"worker{i}")
+    return f"worker{i}"
+
+
+def _is_celery(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # A zombie (exited, not yet reaped) is not a worker any more.
+    return b"celery" in cmdline and stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and its direct children (the prefork pool)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat_path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parts = stat_path.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        this_pid = int(stat_path.parent.name)
+        ppid = int(parts[1])
+        if this_pid == pid or ppid == pid:
+            total += (int(parts[11]) + int(parts[12])) / tick
+    return total
+
+
+class AutoScalingGroupProvider:
+    """Workers as instances of an EC2 Auto Scaling group.
+
+    ``set_desired`` sets the group's desired capacity within the group's own
+    bounds. Busy instances are kept from being chosen for scale-in by the
+    workers themselves (``thumbnails.protection``: scale-in protection while
+    a task runs), and the group's termination lifecycle hook gives a draining
+    worker time to finish.
+    """
+
+    name = "asg"
+    PENDING = ("Pending", "Pending:Wait", "Pending:Proceed", "Warmed:Pending")
+
+    def __init__(self, group: str, autoscaling, cloudwatch=None):
+        self.group = group
+        self.autoscaling = autoscaling
+        self.cloudwatch = cloudwatch
+
+    def _describe(self) -> dict:
+        groups = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[self.group])
+        if not groups["AutoScalingGroups"]:
+            raise LookupError(f"no Auto Scaling group {self.group!r}")
+        return groups["AutoScalingGroups"][0]
+
+    def state(self) -> PoolState:
+        g = self._describe()
+        running = [i for i in g["Instances"] if i["LifecycleState"] == "InService"]
+        starting = [i for i in g["Instances"] if i["LifecycleState"] in self.PENDING]
+        stopping = [i for i in g["Instances"] if i["LifecycleState"].startswith("Terminating")]
+        # Instances the group has yet to launch count as starting capacity.
+        missing = max(0, g["DesiredCapacity"] - len(running) - len(starting))
+        return PoolState(
+            running=len(running),
+            starting=len(starting) + missing,
+            stopping=len(stopping),
+            cpu=self._cpu(),
+            members=tuple(i["InstanceId"] for i in g["Instances"]),
+            bounds=(g["MinSize"], g["MaxSize"]),
+        )
+
+    def _cpu(self) -> float | None:
+        if self.cloudwatch is None:
+            return None
+        now = datetime.now(UTC)
+        stats = self.cloudwatch.get_metric_statistics(
+            Namespace="AWS/EC2",
+            MetricName="CPUUtilization",
+            Dimensions=[{"Name": "AutoScalingGroupName", "Value": self.group}],
+            StartTime=now - timedelta(minutes=5),
+            EndTime=now,
+            Period=60,
+            Statistics=["Average"],
+        )["Datapoints"]
+        if not stats:
+            return None
+        latest = max(stats, key=lambda d: d["Timestamp"])
+        return latest["Average"] / 100
+
+    def set_desired(self, desired: int) -> None:
+        g = self._describe()
+        value = min(max(desired, g["MinSize"]), g["MaxSize"])
+        self.autoscaling.set_desired_capacity(
+            AutoScalingGroupName=self.group, DesiredCapacity=value, HonorCooldown=False
+        )
+        log.info("set desired capacity of %s to %s", self.group, value)

@@ -1,0 +1,191 @@
+"""Instance boot: the cloud-init user data and the systemd units it installs.
+
+The worker unit runs exactly the command the local stack runs
+(``ops.localstack.worker_command``), under systemd: started at boot, restarted
+on failure, stopped with SIGTERM to the main process only (Celery's warm
+shutdown: it finishes the task in hand), logs to the journal.
+
+Configuration is read at boot from SSM Parameter Store with the instance's
+role, into a root-only environment file: no secret is in the user data.
+"""
+
+from __future__ import annotations
+
+import base64
+import shlex
+
+from ops.localstack import worker_command
+
+APP_DIR = "/opt/imageshare"
+PYTHON = f"{APP_DIR}/.venv/bin/python"
+ENV_FILE = "/etc/imageshare/env"
+
+
+def _systemd_exec(argv: list[str]) -> str:
+    """Quote for ExecStart and escape '%' (a systemd specifier): '%h' -> '%%h'."""
+    return " ".join(shlex.quote(a) for a in argv).replace("%", "%%")
+
+
+def worker_exec(cfg) -> list[str]:
+    argv = worker_command(cfg.queue, 2, "worker")
+    return [PYTHON, *argv[1:]]
+
+
+def worker_unit(cfg) -> str:
+    return f"""[Unit]
+Description=imageshare thumbnail worker (Celery over SQS)
+After=network-online.target imageshare-config.service
+Wants=network-online.target
+Requires=imageshare-config.service
+
+[Service]
+Type=simple
+User=imageshare
+WorkingDirectory={APP_DIR}
+EnvironmentFile={ENV_FILE}
+ExecStart={_systemd_exec(worker_exec(cfg))}
+Restart=on-failure
+RestartSec=5
+# Warm shutdown: SIGTERM to Celery's main process only; it stops taking
+# messages and finishes the tasks in hand, within the visibility timeout.
+KillSignal=SIGTERM
+KillMode=mixed
+TimeoutStopSec={cfg.visibility_timeout}
+StandardOutput=journal
+StandardError=journal
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def drain_unit(cfg) -> str:
+    return f"""[Unit]
+Description=imageshare: finish work before the Auto Scaling group terminates this instance
+After=imageshare-worker.service
+
+[Service]
+Type=simple
+EnvironmentFile={ENV_FILE}
+ExecStart={PYTHON} -m ops.drain
+Restart=always
+RestartSec=10
+StandardOutput=journal
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def web_units(cfg) -> dict[str, str]:
+    common = f"""User=imageshare
+WorkingDirectory={APP_DIR}
+EnvironmentFile={ENV_FILE}
+Restart=on-failure
+RestartSec=5
+StandardOutput=journal
+StandardError=journal"""
+    return {
+        "imageshare-web.service": f"""[Unit]
+Description=imageshare web tier (gunicorn)
+After=network-online.target imageshare-config.service
+Requires=imageshare-config.service
+
+[Service]
+ExecStart={PYTHON} -m gunicorn imageshare.wsgi --bind 0.0.0.0:8000 --workers 3 --worker-class gthread --threads 4
+{common}
+
+[Install]
+WantedBy=multi-user.target
+""",
+        "imageshare-autoscale.service": f"""[Unit]
+Description=imageshare scaling hook (EC2 Auto Scaling provider)
+After=imageshare-web.service
+
+[Service]
+ExecStart={PYTHON} manage.py autoscale --provider asg
+{common}
+
+[Install]
+WantedBy=multi-user.target
+""",
+        "imageshare-flower.service": f"""[Unit]
+Description=imageshare Flower (events from Redis, basic auth)
+After=network-online.target imageshare-config.service
+
+[Service]
+ExecStart={PYTHON} -m ops.flower --address 0.0.0.0 --port 5555
+{common}
+
+[Install]
+WantedBy=multi-user.target
+""",
+    }
+
+
+def config_unit(cfg) -> str:
+    """Fetch the settings from SSM into the env file before the app starts."""
+    return """[Unit]
+Description=imageshare: read configuration from SSM Parameter Store
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/bin/imageshare-config
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+CONFIG_SCRIPT = """#!/bin/bash
+# Write /etc/imageshare/env (root and the app user only) from SSM, with the instance role.
+set -euo pipefail
+install -d -m 750 -o root -g imageshare /etc/imageshare
+tmp=$(mktemp)
+aws ssm get-parameters-by-path --region "$REGION" --path "/$STACK/" --recursive --with-decryption \\
+  --query 'Parameters[*].[Name,Value]' --output text |
+  while IFS=$'\\t' read -r name value; do printf '%s=%s\\n' "${name##*/}" "$value"; done > "$tmp"
+install -m 640 -o root -g imageshare "$tmp" /etc/imageshare/env
+rm -f "$tmp"
+"""
+
+
+def user_data(cfg, role: str, encoded: bool = False) -> str:
+    """The cloud-init script for a ``worker`` or ``web`` instance."""
+    units = {"imageshare-config.service": config_unit(cfg)}
+    if role == "worker":
+        units["imageshare-worker.service"] = worker_unit(cfg)
+        units["imageshare-drain.service"] = drain_unit(cfg)
+    else:
+        units.update(web_units(cfg))
+    parts = [
+        "#!/bin/bash",
+        "# imageshare instance boot (cloud-init user data). No secrets here: they come from SSM.",
+        "set -euxo pipefail",
+        f"STACK={shlex.quote(cfg.stack)}",
+        f"REGION={shlex.quote(cfg.region)}",
+        "export DEBIAN_FRONTEND=noninteractive",
+        "apt-get update -q",
+        "apt-get install -y -q python3 python3-venv awscli curl ca-certificates",
+        "id imageshare >/dev/null 2>&1 ||"
+        " useradd --system --home-dir /opt/imageshare --shell /usr/sbin/nologin imageshare",
+        f"if [ ! -x {PYTHON} ]; then",
+        f"  install -d -o imageshare {APP_DIR}",
+        f"  curl -fsSL {shlex.quote(cfg.app_source)} | tar -xz -C {APP_DIR} --strip-components=1",
+        f"  python3 -m venv {APP_DIR}/.venv",
+        f"  {APP_DIR}/.venv/bin/pip install --quiet -r {APP_DIR}/requirements.txt",
+        f"  chown -R imageshare {APP_DIR}",
+        "fi",
+        "cat > /usr/local/bin/imageshare-config <<'CONFIG'",
+        CONFIG_SCRIPT.replace("$REGION", cfg.region).replace("$STACK", cfg.stack).rstrip(),
+        "CONFIG",
+        "chmod 755 /usr/local/bin/imageshare-config",
+    ]
+    for name, text in units.items():
+        parts += [f"cat > /etc/systemd/system/{name} <<'UNIT'", text.rstrip(), "UNIT"]
+    parts += ["systemctl daemon-reload", f"systemctl enable --now {' '.join(units)}"]
+    script = "\n".join(parts) + "\n"
+    return base64.b64encode(script.encode()).decode() if encoded else script
