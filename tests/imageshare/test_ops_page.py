@@ -1,0 +1,42 @@
+"""The ops page: staff only, shows the pool and decisions, and edits the policy."""
+
+import pytest
+
+from imageshare.ops.models import ScalingDecision, ScalingPolicy
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_ops_page_is_for_staff_only(client, owner):
+    assert client.get("/ops/").status_code == 302  # to the login
+    client.force_login(owner)
+    assert client.get("/ops/").status_code == 302
+
+
+def test_it_shows_queue_depth_pool_and_recent_decisions(client, staff, aws, monkeypatch, tmp_path, settings):
+    settings.VAR_DIR = tmp_path
+    ScalingDecision.objects.create(
+        at=0, provider="local", action="out", previous=1, desired=3, reason="out: a test burst"
+    )
+    client.force_login(staff)
+    page = client.get("/ops/").content.decode()
+    assert "imageshare-thumbnails-dlq" in page
+    assert "out: a test burst" in page
+    assert "Running: <strong>0</strong>" in page
+
+
+def test_staff_edit_the_policy_and_bad_values_are_refused(client, staff, aws):
+    client.force_login(staff)
+    form = {
+        f.name: getattr(ScalingPolicy.current(), f.name)
+        for f in ScalingPolicy._meta.fields
+        if f.name not in ("id", "updated_at")
+    }
+    form.update(max_workers=12, enabled="on")
+    assert client.post("/ops/", form).status_code == 302
+    assert ScalingPolicy.current().max_workers == 12
+    form.update(min_workers=20)
+    resp = client.post("/ops/", form)
+    assert resp.status_code == 400
+    assert "bounds must satisfy" in resp.content.decode()
+    assert ScalingPolicy.current().min_workers != 20

@@ -1,0 +1,131 @@
+"""Remote-URL uploads cannot reach into the network (SSRF), on real sockets on loopback."""
+
+import http.server
+import threading
+
+import pytest
+
+from imageshare.images import remote
+from imageshare.images.services import UploadError
+from tests.support.images import make_image
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def http_server():
+    """A real HTTP server on 127.0.0.1 with: /photo.jpg, /to-metadata (redirect), /slow (never answers)."""
+    photo = make_image(320, 240)
+    gate = threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path == "/photo.jpg":
+                self.send_response(200)
+                self.send_header("Content-Type", "image/jpeg")
+                self.send_header("Content-Length", str(len(photo)))
+                self.end_headers()
+                self.wfile.write(photo)
+            elif self.path == "/to-metadata":
+                self.send_response(302)
+                self.send_header("Location", "http://169.254.169.254/latest/meta-data/")
+                self.end_headers()
+            elif self.path == "/to-self":
+                self.send_response(302)
+                self.send_header("Location", "/to-self")
+                self.end_headers()
+            elif self.path == "/slow":
+                gate.wait(5)
+            else:
+                self.send_response(404)
+                self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    gate.set()
+    server.shutdown()
+
+
+def test_loopback_is_refused_by_default(http_server):
+    with pytest.raises(UploadError) as info:
+        remote.fetch(f"{http_server}/photo.jpg")
+    assert info.value.code == "forbidden_url"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/x.jpg",
+        "http://192.168.1.1/x.jpg",
+        "http://[::1]/x.jpg",
+        "http://0.0.0.0/x.jpg",
+        "http://localhost/x.jpg",
+        "http://[::ffff:127.0.0.1]/x.jpg",
+    ],
+)
+def test_private_link_local_and_reserved_addresses_are_refused(url):
+    with pytest.raises(UploadError) as info:
+        remote.fetch(url)
+    assert info.value.code == "forbidden_url"
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://example.com/x.jpg", "file:///etc/passwd", "gopher://x", "http://", "http://u:p@example.com/"]
+)
+def test_only_http_and_https_without_credentials(url):
+    with pytest.raises(UploadError) as info:
+        remote.fetch(url)
+    assert info.value.code == "bad_url"
+
+
+def test_a_redirect_is_checked_again(http_server, settings):
+    settings.REMOTE_FETCH_ALLOW_LOOPBACK = True  # the test server lives on loopback
+    data, name = remote.fetch(f"{http_server}/photo.jpg")
+    assert name == "photo.jpg" and data[:2] == b"\xff\xd8"
+    with pytest.raises(UploadError) as info:
+        remote.fetch(f"{http_server}/to-metadata")
+    assert info.value.code == "forbidden_url"
+    with pytest.raises(UploadError) as info:
+        remote.fetch(f"{http_server}/to-self")
+    assert info.value.code == "too_many_redirects"
+
+
+def test_a_server_that_never_answers_times_out(http_server, settings):
+    settings.REMOTE_FETCH_ALLOW_LOOPBACK = True
+    settings.REMOTE_FETCH_TIMEOUT = 1
+    with pytest.raises(UploadError) as info:
+        remote.fetch(f"{http_server}/slow")
+    assert info.value.code == "fetch_failed"
+
+
+def test_the_byte_limit_applies_to_fetched_images(http_server, settings):
+    settings.REMOTE_FETCH_ALLOW_LOOPBACK = True
+    settings.MAX_UPLOAD_BYTES = 1024
+    with pytest.raises(UploadError) as info:
+        remote.fetch(f"{http_server}/photo.jpg")
+    assert info.value.status == 413
+
+
+def test_the_api_uploads_from_a_url(owner_client, queue, http_server, settings):
+    settings.REMOTE_FETCH_ALLOW_LOOPBACK = True
+    resp = owner_client.post(
+        "/api/v1/images",
+        {"url": f"{http_server}/photo.jpg"},
+        content_type="application/json",
+        HTTP_ACCEPT="application/json",
+    )
+    assert resp.status_code == 202, resp.content
+    assert resp.json()["width"] == 320
+    refused = owner_client.post(
+        "/api/v1/images",
+        {"url": "http://169.254.169.254/"},
+        content_type="application/json",
+        HTTP_ACCEPT="application/json",
+    )
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "forbidden_url"

@@ -1,0 +1,322 @@
+"""The engine on images made in the test: sizes, orientation, colour, safety."""
+
+import io
+import struct
+import time
+import zlib
+
+import pytest
+from PIL import Image
+
+from tests.support.icc import ADOBE_RGB, DISPLAY_P3, expected_srgb, rgb_profile
+from tests.support.images import decode, make_image, near
+from thumbnails import engine
+from thumbnails.engine import Spec
+
+
+def sizes(result):
+    return {r.name: (r.width, r.height) for r in result.renditions}
+
+
+@pytest.mark.parametrize(
+    "src, expected",
+    [
+        ((4000, 3000), {"large": (600, 450), "medium": (300, 225), "small": (100, 75)}),
+        ((3000, 4000), {"large": (450, 600), "medium": (225, 300), "small": (75, 100)}),
+        ((1000, 1000), {"large": (600, 600), "medium": (300, 300), "small": (100, 100)}),
+        ((5000, 1000), {"large": (600, 120), "medium": (300, 60), "small": (100, 20)}),
+        ((1999, 1333), {"large": (600, 400), "medium": (300, 200), "small": (100, 67)}),
+    ],
+)
+def test_it_fits_the_standard_set_inside_its_boxes(src, expected):
+    result = engine.render(make_image(*src))
+    assert sizes(result) == expected
+    for r in result.renditions:
+        assert decode(r.data).size == (r.width, r.height)
+        # aspect ratio kept to one pixel
+        assert abs(r.width * src[1] / src[0] - r.height) <= 1
+
+
+def test_it_never_upscales_a_small_image():
+    result = engine.render(make_image(250, 120))
+    assert sizes(result) == {"large": (250, 120), "medium": (250, 120), "small": (100, 48)}
+
+
+@pytest.mark.parametrize("box", [(400, 400), (300, 600), (150, 100), (1000, 400), (51, 49)])
+@pytest.mark.parametrize("src", [(1600, 1200), (900, 1400), (640, 360)])
+def test_fill_gives_the_exact_size_with_a_centre_crop(box, src):
+    result = engine.render(make_image(*src), [Spec("custom", *box, mode="fill")])
+    (r,) = result.renditions
+    assert (r.width, r.height) == box
+    assert decode(r.data).size == box
+
+
+@pytest.mark.parametrize("box", [(400, 400), (300, 600), (150, 100), (1000, 400), (51, 49)])
+def test_fit_stays_inside_the_box(box):
+    (r,) = engine.render(make_image(1600, 1200), [Spec("custom", *box)]).renditions
+    assert r.width <= box[0] and r.height <= box[1]
+    assert r.width == box[0] or r.height == box[1]
+
+
+def test_fill_crops_the_centre():
+    # Red left and right thirds, green centre: a square fill sees green only.
+    im = Image.new("RGB", (1500, 500), (230, 10, 10))
+    im.paste((10, 200, 10), (500, 0, 1000, 500))
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    (r,) = engine.render(buf.getvalue(), [Spec("sq", 200, 200, "fill")]).renditions
+    out = decode(r.data).convert("RGB")
+    assert near(out.getpixel((5, 100)), (10, 200, 10)) and near(out.getpixel((194, 100)), (10, 200, 10))
+
+
+def test_a_bad_spec_is_refused():
+    with pytest.raises(engine.InvalidSpec):
+        Spec("x", 0, 100)
+    with pytest.raises(engine.InvalidSpec):
+        Spec("x", 100, 100, mode="stretch")
+
+
+# --- orientation --------------------------------------------------------------
+# What a viewer shows for each orientation: applying the transpose below to
+# the stored pixels gives the upright picture. To store a picture, apply the
+# inverse.
+_INVERSE = {
+    1: None,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_90,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_comes_out_upright(orientation):
+    upright = Image.new("RGB", (1200, 800), (20, 20, 220))
+    upright.paste((220, 20, 20), (0, 0, 600, 400))  # red top-left quarter
+    stored = upright if orientation == 1 else upright.transpose(_INVERSE[orientation])
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    stored.save(buf, "JPEG", quality=92, exif=exif.tobytes())
+
+    result = engine.render(buf.getvalue())
+    large = decode(result.renditions[0].data).convert("RGB")
+    assert large.size == (600, 400)
+    assert near(large.getpixel((100, 80)), (220, 20, 20))  # top-left red
+    assert near(large.getpixel((500, 300)), (20, 20, 220))  # bottom-right blue
+    assert near(large.getpixel((500, 80)), (20, 20, 220))  # top-right blue
+    assert 0x0112 not in decode(result.renditions[0].data).getexif()
+
+
+# --- colour -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "primaries, gamma, name", [(ADOBE_RGB, 563 / 256, "Adobe RGB"), (DISPLAY_P3, 2.2, "Display P3")]
+)
+def test_an_embedded_wide_gamut_profile_is_converted_to_srgb(primaries, gamma, name):
+    colour = (100, 180, 100)
+    data = make_image(800, 600, color=colour, fmt="PNG", icc_profile=rgb_profile(primaries, gamma, name))
+    result = engine.render(data)
+    out = decode(result.renditions[0].data)
+    assert "icc_profile" not in out.info  # sRGB, the default, needs no profile
+    assert near(out.getpixel((300, 200)), expected_srgb(colour, primaries, gamma), tol=6)
+    assert not near(out.getpixel((300, 200)), colour, tol=6)  # it really changed
+
+
+def test_a_cmyk_jpeg_becomes_rgb_with_the_right_colour():
+    data = make_image(800, 600, mode="CMYK", color=(0, 255, 255, 0))  # pure red in CMYK
+    r = engine.render(data).renditions[0]
+    out = decode(r.data)
+    assert out.mode == "RGB"
+    assert near(out.getpixel((10, 10)), (255, 0, 0), tol=30)
+
+
+def ycck_jpeg(cmyk_inverted_target=(255, 0, 0, 255)) -> bytes:
+    """A YCCK JPEG (Adobe transform 2), which Pillow cannot write directly.
+
+    libjpeg decodes YCCK by converting Y/Cb/Cr to R'G'B' and storing
+    C=255-R' (and so on), K unchanged, in Adobe's inverted convention. So
+    to decode to stored CMYK ``cmyk_inverted_target`` the components must hold
+    the YCbCr of (255-C, 255-M, 255-Y): we write those as a CMYK JPEG (Pillow
+    stores 255-value) and flip the Adobe marker's transform byte to 2.
+    """
+    c, m, y, k = cmyk_inverted_target
+    r, g, b = 255 - c, 255 - m, 255 - y
+    luma = 0.299 * r + 0.587 * g + 0.114 * b
+    cb = 128 - 0.168736 * r - 0.331264 * g + 0.5 * b
+    cr = 128 + 0.5 * r - 0.418688 * g - 0.081312 * b
+    stored = [round(luma), round(cb), round(max(cr, 0)), k]
+    im = Image.new("CMYK", (640, 480), tuple(255 - v for v in stored))
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=95)
+    data = bytearray(buf.getvalue())
+    adobe = data.find(b"Adobe")
+    assert adobe > 0 and data[adobe + 11] == 0
+    data[adobe + 11] = 2  # transform: YCCK
+    return bytes(data)
+
+
+def test_a_ycck_jpeg_becomes_rgb_with_the_right_colour():
+    data = ycck_jpeg()
+    assert Image.open(io.BytesIO(data)).mode == "CMYK"
+    out = decode(engine.render(data).renditions[0].data)
+    assert out.mode == "RGB"
+    assert near(out.getpixel((10, 10)), (255, 0, 0), tol=30)
+
+
+def test_grayscale_stays_grayscale():
+    r = engine.render(make_image(800, 600, mode="L", color=90)).renditions[0]
+    out = decode(r.data)
+    assert out.mode == "L" and r.content_type == "image/jpeg"
+    assert abs(out.getpixel((5, 5)) - 90) <= 3
+
+
+def test_a_16_bit_grayscale_png_is_scaled_not_clipped():
+    data = make_image(800, 600, mode="I;16", color=40000, fmt="PNG")
+    out = decode(engine.render(data).renditions[0].data)
+    assert out.mode == "L"
+    assert abs(out.getpixel((5, 5)) - round(40000 * 255 / 65535)) <= 3
+
+
+def test_a_palette_png_is_handled():
+    im = Image.new("RGB", (640, 480), (10, 120, 200)).convert("P", palette=Image.Palette.ADAPTIVE)
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    r = engine.render(buf.getvalue()).renditions[0]
+    assert r.content_type == "image/jpeg"
+    assert near(decode(r.data).getpixel((5, 5)), (10, 120, 200))
+
+
+# --- transparency -------------------------------------------------------------
+def test_an_image_with_transparency_gets_png_renditions_not_a_black_background():
+    im = Image.new("RGBA", (800, 600), (0, 0, 0, 0))
+    im.paste((250, 200, 0, 255), (0, 0, 400, 600))
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    for r in engine.render(buf.getvalue()).renditions:
+        assert r.content_type == "image/png"
+        out = decode(r.data)
+        assert out.mode == "RGBA"
+        assert out.getpixel((out.width - 2, out.height // 2))[3] == 0  # still transparent
+        assert near(out.getpixel((1, out.height // 2)), (250, 200, 0))
+
+
+def test_a_palette_png_with_a_transparent_colour_keeps_it():
+    im = Image.new("P", (400, 300), 0)
+    im.putpalette([255, 255, 255, 200, 0, 0] + [0] * 762)
+    im.paste(1, (0, 0, 200, 300))
+    buf = io.BytesIO()
+    im.save(buf, "PNG", transparency=0)
+    out = decode(engine.render(buf.getvalue()).renditions[0].data)
+    assert out.mode == "RGBA" and out.getpixel((390, 150))[3] == 0
+
+
+def test_an_opaque_rgba_image_is_saved_as_jpeg():
+    r = engine.render(make_image(800, 600, mode="RGBA", color=(1, 2, 3, 255), fmt="PNG")).renditions[0]
+    assert r.content_type == "image/jpeg"
+
+
+# --- animation, formats, quality ----------------------------------------------
+def test_an_animated_gif_uses_the_first_frame():
+    frames = [Image.new("RGB", (400, 300), c) for c in ((230, 10, 10), (10, 10, 230))]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    out = decode(engine.render(buf.getvalue()).renditions[0].data).convert("RGB")
+    assert near(out.getpixel((10, 10)), (230, 10, 10))
+
+
+def test_an_animated_webp_uses_the_first_frame():
+    frames = [Image.new("RGB", (400, 300), c) for c in ((10, 200, 10), (10, 10, 230))]
+    buf = io.BytesIO()
+    frames[0].save(buf, "WEBP", save_all=True, append_images=frames[1:], duration=100, lossless=True)
+    out = decode(engine.render(buf.getvalue()).renditions[0].data).convert("RGB")
+    assert near(out.getpixel((10, 10)), (10, 200, 10))
+
+
+def test_extra_formats_come_alongside_jpeg():
+    result = engine.render(make_image(1200, 900), extra_formats=("WEBP", "AVIF"))
+    by = {(r.name, r.format): r for r in result.renditions}
+    assert set(by) == {(n, f) for n in ("large", "medium", "small") for f in ("JPEG", "WEBP", "AVIF")}
+    for (_name, fmt), r in by.items():
+        out = decode(r.data)
+        assert out.format == fmt and out.size == (r.width, r.height)
+        assert r.content_type == f"image/{fmt.lower()}"
+
+
+def test_larger_jpegs_are_progressive_and_quality_is_honoured():
+    data = make_image(2000, 1500, color=(120, 80, 40))
+    noisy = Image.effect_noise((2000, 1500), 60).convert("RGB")
+    buf = io.BytesIO()
+    noisy.save(buf, "JPEG", quality=95)
+    hi = {r.name: r for r in engine.render(buf.getvalue(), jpeg_quality=95).renditions}
+    lo = {r.name: r for r in engine.render(buf.getvalue(), jpeg_quality=50).renditions}
+    assert len(lo["large"].data) < len(hi["large"].data)
+    assert decode(hi["large"].data).info.get("progressive") == 1
+    assert not decode(hi["small"].data).info.get("progressive")
+    assert engine.render(data).timings["total"] > 0
+
+
+def test_renditions_carry_no_exif_gps_or_xmp():
+    exif = Image.Exif()
+    exif[0x010F] = "CameraMaker"
+    exif[0x0112] = 1
+    gps = exif.get_ifd(0x8825)
+    gps[2] = (51.0, 30.0, 0.0)  # latitude
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF/></x:xmpmeta>'
+    buf = io.BytesIO()
+    Image.new("RGB", (1200, 900), (5, 5, 5)).save(buf, "JPEG", exif=exif.tobytes(), xmp=xmp)
+    assert decode(buf.getvalue()).getexif().get(0x010F) == "CameraMaker"  # the input has it
+    for r in engine.render(buf.getvalue()).renditions:
+        out = decode(r.data)
+        assert len(out.getexif()) == 0
+        assert "xmp" not in out.info and "exif" not in out.info
+
+
+# --- safety -------------------------------------------------------------------
+def _png_declaring(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims ``width``x``height`` (a decompression bomb)."""
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\0" * 1024)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def test_a_decompression_bomb_is_refused_from_the_header_before_decoding():
+    bomb = _png_declaring(30000, 30000)
+    assert len(bomb) < 200
+    start = time.perf_counter()
+    with pytest.raises(engine.TooManyPixels) as info:
+        engine.render(bomb, max_pixels=50_000_000)
+    assert time.perf_counter() - start < 0.5  # nothing was decoded
+    assert "900.0 megapixels" in info.value.message
+    with pytest.raises(engine.TooManyPixels):
+        engine.probe(bomb, max_pixels=50_000_000)
+
+
+def test_the_pixel_limit_is_a_parameter():
+    with pytest.raises(engine.TooManyPixels):
+        engine.render(make_image(1000, 1000), max_pixels=999_999)
+    assert engine.render(make_image(1000, 1000), max_pixels=1_000_000).renditions
+
+
+def test_a_truncated_jpeg_fails_with_a_typed_error():
+    data = make_image(2000, 1500, quality=95)
+    with pytest.raises(engine.CorruptImage):
+        engine.render(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("data", [b"", b"GIF89a", b"hello world, not an image", b"\x89PNG\r\n\x1a\n" + b"\0" * 40])
+def test_garbage_and_wrong_magic_bytes_fail_with_a_typed_error(data):
+    with pytest.raises(engine.EngineError) as info:
+        engine.render(data)
+    assert info.value.code in ("unsupported_format", "corrupt_image")
+
+
+def test_a_format_outside_the_allowed_list_is_refused():
+    with pytest.raises(engine.UnsupportedFormat):
+        engine.render(make_image(64, 64, fmt="ICO"))
