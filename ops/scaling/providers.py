@@ -55,6 +55,7 @@ class LocalProvider:
         self.env = env
         self.concurrency = concurrency
         self._cpu_seen: dict[int, tuple[float, float]] = {}  # pid -> (cpu seconds, at)
+        self._started: dict[int, str | None] = {}  # pid -> start time, from the pid files
 
     # -- reading ------------------------------------------------------------
     def _workers(self) -> list[tuple[str, int]]:
@@ -62,11 +63,12 @@ class LocalProvider:
         for pid_file in sorted(self.pid_dir.glob("*.pid")):
             name = pid_file.stem
             try:
-                pid = int(pid_file.read_text().strip())
+                pid, started = _read_pid_file(pid_file)
             except (OSError, ValueError):
                 continue
-            if _is_celery(pid):
+            if _is_worker(pid, started):
                 found.append((name, pid))
+                self._started[pid] = started
             else:  # gone: clean up after it
                 for suffix in (".pid", ".ready", ".stopping"):
                     (self.pid_dir / f"{name}{suffix}").unlink(missing_ok=True)
@@ -127,7 +129,9 @@ class LocalProvider:
             self.command_for(name), env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
         )
         log_file.close()
-        (self.pid_dir / f"{name}.pid").write_text(str(proc.pid))
+        # The pid with the process's start time: together they name this
+        # process and no later one that reuses the pid.
+        (self.pid_dir / f"{name}.pid").write_text(f"{proc.pid} {_start_time(proc.pid)}")
         log.info("started local worker %s (pid %s)", name, proc.pid)
 
     def stop_all(self, timeout: float = 30) -> None:
@@ -140,10 +144,10 @@ class LocalProvider:
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(_is_celery(p) for _, p in workers):
+        while time.monotonic() < deadline and any(_is_worker(p, self._started.get(p)) for _, p in workers):
             time.sleep(0.2)
         for _, pid in workers:
-            if _is_celery(pid):
+            if _is_worker(pid, self._started.get(pid)):
                 os.killpg(pid, signal.SIGKILL)
         self._workers()  # clean up the files
 
@@ -156,14 +160,42 @@ def _next_name(taken: set[str]) -> str:
     return f"worker{i}"
 
 
-def _is_celery(pid: int) -> bool:
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/PID/stat after the command name (which may hold spaces); None if gone."""
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def _start_time(pid: int) -> str:
+    fields = _stat_fields(pid)
+    return fields[19] if fields else "?"  # field 22 of stat: start time, set at fork
+
+
+def _read_pid_file(path: Path) -> tuple[int, str | None]:
+    parts = path.read_text().split()
+    return int(parts[0]), (parts[1] if len(parts) > 1 else None)
+
+
+def _is_worker(pid: int, started: str | None = None) -> bool:
+    """Is ``pid`` still the worker we started?
+
+    By start time when recorded: the command line is not reliable just after
+    ``Popen`` returns, because the kernel closes the close-on-exec pipe Popen
+    waits on before it installs the new argv, so /proc/PID/cmdline can still
+    show the parent's for a moment (seen here in about one start in fifteen).
+    Pid files without a start time fall back to the command line.
+    """
+    fields = _stat_fields(pid)
+    if fields is None or fields[0] == "Z":  # gone, or exited and not yet reaped
+        return False
+    if started is not None and started != "?":
+        return fields[19] == started
+    try:
+        return b"celery" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    # A zombie (exited, not yet reaped) is not a worker any more.
-    return b"celery" in cmdline and stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _tree_cpu_seconds(pid: int) -> float:

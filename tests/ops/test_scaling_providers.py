@@ -96,3 +96,29 @@ def test_the_local_provider_starts_finds_and_warm_stops_real_workers(tmp_path):
     assert again.state().stopping == 0 and again.state().running == 1
     again.stop_all(timeout=5)
     assert again.state().capacity == 0
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc")
+def test_the_local_provider_does_not_adopt_a_process_that_reused_a_workers_pid(tmp_path):
+    """A pid file left by a worker that died names another live process now: that one is not a worker."""
+    import subprocess
+    import sys
+
+    from ops.scaling.providers import LocalProvider
+
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    # A live process whose command line even says 'celery', but not the one
+    # the pid file recorded (its start time differs).
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "celery"])
+    try:
+        (pool / "worker1.pid").write_text(f"{other.pid} 1")
+        (pool / "worker1.ready").touch()
+        provider = LocalProvider(pool, lambda name: ["true"], {}, 2)
+        assert provider.state().capacity == 0
+        assert not (pool / "worker1.pid").exists()  # its files are cleaned up
+        provider.stop_all(timeout=1)
+        assert other.poll() is None  # and it is never signalled
+    finally:
+        other.kill()
+        other.wait()
