@@ -237,7 +237,8 @@ EMAIL_HOST = envstr("EMAIL_HOST", "localhost")
 EMAIL_PORT = envint("EMAIL_PORT", 25, minimum=1)
 
 # --- Remote-URL uploads ----------------------------------------------------------
-REMOTE_FETCH_TIMEOUT = envint("REMOTE_FETCH_TIMEOUT_SECONDS", 10, minimum=1)
+REMOTE_FETCH_TIMEOUT = envint("REMOTE_FETCH_TIMEOUT_SECONDS", 10, minimum=1)  # each connect / read
+REMOTE_FETCH_DEADLINE = envint("REMOTE_FETCH_DEADLINE_SECONDS", 30, minimum=1)  # the whole fetch
 REMOTE_FETCH_MAX_REDIRECTS = envint("REMOTE_FETCH_MAX_REDIRECTS", 3, minimum=0)
 # Tests serve images from loopback; production never sets this.
 REMOTE_FETCH_ALLOW_LOOPBACK = envbool("REMOTE_FETCH_ALLOW_LOOPBACK", False)

@@ -13,7 +13,9 @@ One fetch:
 4. Follow at most ``REMOTE_FETCH_MAX_REDIRECTS`` redirects, checking each
    new location from step 1.
 5. Read at most ``MAX_UPLOAD_BYTES`` (+1 to detect more), with connect and
-   read timeouts.
+   read timeouts, and give up when the whole fetch (redirects included) passes
+   ``REMOTE_FETCH_DEADLINE`` seconds: per-read timeouts alone let a server
+   that drips a byte at a time hold a web worker almost forever.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import http.client
 import ipaddress
 import socket
 import ssl
+import time
 from urllib.parse import urljoin, urlsplit
 
 from django.conf import settings
@@ -77,6 +80,7 @@ def fetch(url: str) -> tuple[bytes, str]:
     """The image bytes and a file name for ``url``; UploadError on anything refused."""
     if not isinstance(url, str) or len(url) > 2048:
         raise UploadError(400, "bad_url", "'url' must be a string of at most 2048 characters.")
+    deadline = time.monotonic() + settings.REMOTE_FETCH_DEADLINE
     for _ in range(settings.REMOTE_FETCH_MAX_REDIRECTS + 1):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -89,10 +93,11 @@ def fetch(url: str) -> tuple[bytes, str]:
             raise UploadError(400, "bad_url", "The URL's port is not valid.") from exc
         address = _resolve(parts.hostname, port)
         cls = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
-        conn = cls(parts.hostname, address, port, timeout=settings.REMOTE_FETCH_TIMEOUT)
+        conn = cls(parts.hostname, address, port, timeout=_timeout(deadline))
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         try:
             conn.request("GET", path, headers={"User-Agent": "imageshare-fetch/1", "Accept": "image/*"})
+            sock = conn.sock  # kept: the connection forgets it once a closing response is read
             resp = conn.getresponse()
             if resp.status in _REDIRECTS:
                 location = resp.getheader("Location")
@@ -105,13 +110,38 @@ def fetch(url: str) -> tuple[bytes, str]:
             declared = resp.getheader("Content-Length")
             if declared and declared.isdigit() and int(declared) > settings.MAX_UPLOAD_BYTES:
                 raise UploadError(413, "too_large", f"The image is larger than {settings.MAX_UPLOAD_BYTES} bytes.")
-            data = resp.read(settings.MAX_UPLOAD_BYTES + 1)
-            if len(data) > settings.MAX_UPLOAD_BYTES:
-                raise UploadError(413, "too_large", f"The image is larger than {settings.MAX_UPLOAD_BYTES} bytes.")
+            data = _read_body(sock, resp, deadline)
             name = parts.path.rsplit("/", 1)[-1] or parts.hostname
             return data, name
         except (OSError, http.client.HTTPException) as exc:
+            if time.monotonic() >= deadline:  # a read cut short by the deadline says so
+                _timeout(deadline)
             raise UploadError(400, "fetch_failed", f"The image could not be fetched: {exc}") from exc
         finally:
             conn.close()
     raise UploadError(400, "too_many_redirects", "The URL redirected too many times.")
+
+
+def _timeout(deadline: float) -> float:
+    """The per-operation timeout, shortened to what is left of the whole fetch."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise UploadError(
+            400, "fetch_failed", f"The image took longer than {settings.REMOTE_FETCH_DEADLINE} s to fetch."
+        )
+    return min(settings.REMOTE_FETCH_TIMEOUT, left)
+
+
+def _read_body(sock, resp, deadline: float) -> bytes:
+    """At most MAX_UPLOAD_BYTES, one socket read at a time so the deadline is checked between reads."""
+    limit = settings.MAX_UPLOAD_BYTES
+    chunks, size = [], 0
+    while True:
+        sock.settimeout(_timeout(deadline))
+        chunk = resp.read1(64 * 1024)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise UploadError(413, "too_large", f"The image is larger than {limit} bytes.")

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def http_server():
-    """A real HTTP server on 127.0.0.1 with: /photo.jpg, /to-metadata (redirect), /slow (never answers)."""
+    """A real HTTP server on 127.0.0.1: /photo.jpg, /to-metadata and /to-self (redirects), /slow, /drip."""
     photo = make_image(320, 240)
     gate = threading.Event()
 
@@ -36,6 +36,16 @@ def http_server():
                 self.end_headers()
             elif self.path == "/slow":
                 gate.wait(5)
+            elif self.path == "/drip":  # a byte every 0.1 s: no single read ever times out
+                self.send_response(200)
+                self.send_header("Content-Type", "image/jpeg")
+                self.send_header("Content-Length", str(len(photo)))
+                self.end_headers()
+                for byte in photo[:100]:
+                    if gate.wait(0.1):
+                        break
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
             else:
                 self.send_response(404)
                 self.end_headers()
@@ -102,6 +112,19 @@ def test_a_server_that_never_answers_times_out(http_server, settings):
     with pytest.raises(UploadError) as info:
         remote.fetch(f"{http_server}/slow")
     assert info.value.code == "fetch_failed"
+
+
+def test_a_server_that_drips_bytes_is_cut_off_at_the_deadline(http_server, settings):
+    import time
+
+    settings.REMOTE_FETCH_ALLOW_LOOPBACK = True
+    settings.REMOTE_FETCH_TIMEOUT = 5  # longer than the whole test: only the deadline can stop it
+    settings.REMOTE_FETCH_DEADLINE = 1
+    started = time.monotonic()
+    with pytest.raises(UploadError) as info:
+        remote.fetch(f"{http_server}/drip")
+    assert info.value.code == "fetch_failed" and "longer than 1 s" in info.value.message
+    assert time.monotonic() - started < 3
 
 
 def test_the_byte_limit_applies_to_fetched_images(http_server, settings):
