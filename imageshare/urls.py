@@ -21,6 +21,7 @@ urlpatterns = [
     path("gallery", views.gallery, name="gallery"),
     path("images/<uuid:image_id>", views.image_page, name="image"),
     path("images/<uuid:image_id>/delete", views.image_delete, name="image-delete"),
+    path("images/<uuid:image_id>/retry", views.image_retry, name="image-retry"),
     path("i/<str:image_id>/<str:name>", api.FileView.as_view(), name="image-file"),
     # Accounts (Django's auth views)
     path("login/", auth_views.LoginView.as_view(), name="login"),
@@ -42,6 +43,7 @@ urlpatterns = [
     path("api/v1/images", api.ImageListView.as_view(), name="api-images"),
     path("api/v1/images/<str:image_id>", api.ImageDetailView.as_view(), name="api-image"),
     path("api/v1/images/<str:image_id>/renditions", api.RenditionView.as_view(), name="api-renditions"),
+    path("api/v1/images/<str:image_id>/retry", api.RetryView.as_view(), name="api-retry"),
     path("api/v1/token", api.TokenView.as_view(), name="api-token"),
     path("api/v1/schema", SpectacularAPIView.as_view(), name="api-schema"),
     # Seed-compatible endpoints

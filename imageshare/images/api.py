@@ -31,6 +31,7 @@ from .services import (
     is_open,
     presigned_url,
     request_rendition,
+    retry_image,
     store_image,
 )
 
@@ -242,6 +243,21 @@ class ImageDetailView(APIView):
             raise exceptions.NotFound("No such image.")
         delete_image(image)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class RetryView(APIView):
+    permission_classes = [ModeAccess]
+
+    @extend_schema(
+        summary="Try a failed image of yours again",
+        request=None,
+        responses={202: IMAGE_SCHEMA, **{code: ERROR_SCHEMA for code in (401, 404, 409, 503)}},
+    )
+    def post(self, request, image_id):
+        image = find_owned(request.user, image_id)
+        if image is None:
+            raise exceptions.NotFound("No such image.")
+        return Response(image_payload(retry_image(image), request), status=status.HTTP_202_ACCEPTED)
 
 
 class RenditionView(APIView):

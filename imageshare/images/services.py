@@ -180,6 +180,50 @@ def request_rendition(image: Image, width: int, height: int, mode: str) -> tuple
     return spec.name, None
 
 
+# Failures a second attempt can cure: a worker that crashed or was killed on
+# every delivery (dead-lettered), transient errors past their retries or an
+# unexpected error, a time-out under load. The engine's refusals (corrupt,
+# unsupported, too many pixels) and lost files would fail the same way again.
+RETRYABLE_FAILURES = frozenset({"processing_crashed", "processing_error", "timeout"})
+
+
+def can_retry(image: Image) -> bool:
+    return image.status == Image.Status.FAILED and image.failure_code in RETRYABLE_FAILURES
+
+
+def retry_image(image: Image) -> Image:
+    """Queue a failed image again; the original was kept for this.
+
+    1. Refuse (409) unless the image failed in a way a retry can cure.
+    2. Back to pending, and queue the resize task once that is committed.
+    3. If the queue cannot be reached, put the failure back and report 503:
+       the image never sits "pending" with no message behind it.
+    """
+    if image.status != Image.Status.FAILED:
+        raise UploadError(409, "not_failed", "Only a failed image can be retried.")
+    if not can_retry(image):
+        raise UploadError(
+            409, "not_retryable", f"{image.failure_reason or image.failure_code} Trying again would fail the same way."
+        )
+    from thumbnails.tasks import make_renditions
+
+    failed = {"status": image.status, "failure_code": image.failure_code, "failure_reason": image.failure_reason}
+    try:
+        with transaction.atomic():
+            now = timezone.now()
+            claimed = Image.objects.filter(pk=image.pk, status=Image.Status.FAILED).update(
+                status=Image.Status.PENDING, failure_code="", failure_reason="", enqueued_at=now, updated_at=now
+            )
+            if claimed:  # two clicks at once queue it once
+                make_renditions.delay_on_commit(str(image.id))
+    except Exception as exc:
+        log.warning("queue unavailable for retry of %s: %s", image.id, exc)
+        Image.objects.filter(pk=image.pk, status=Image.Status.PENDING).update(**failed, updated_at=timezone.now())
+        raise UploadError(503, "queue_unavailable", "The processing queue is unavailable; try again shortly.") from exc
+    image.refresh_from_db()
+    return image
+
+
 def custom_name(width: int, height: int, mode: str) -> str:
     return f"{width}x{height}-{mode}"
 
@@ -260,4 +304,5 @@ def image_payload(image: Image, request=None) -> dict:
         payload["page"] = request.build_absolute_uri(reverse("image", args=[image.id]))
     if image.status == Image.Status.FAILED:
         payload["error"] = {"code": image.failure_code, "message": image.failure_reason}
+        payload["retryable"] = can_retry(image)
     return payload

@@ -18,7 +18,16 @@ from django.views.decorators.http import require_http_methods
 from .api import json_error_view
 from .models import Image
 from .seed import SeedUploadView
-from .services import UploadError, create_image, delete_image, find_owned, find_visible, image_payload, is_open
+from .services import (
+    UploadError,
+    create_image,
+    delete_image,
+    find_owned,
+    find_visible,
+    image_payload,
+    is_open,
+    retry_image,
+)
 from .services import request_rendition as queue_rendition
 
 PAGE_SIZE = 24
@@ -166,6 +175,19 @@ def image_delete(request, image_id):
         return redirect("image", image_id=image_id)
     messages.success(request, f"Deleted {image.original_name or 'the image'}.")
     return redirect("gallery")
+
+
+@require_http_methods(["POST"])
+def image_retry(request, image_id):
+    image = find_owned(request.user, image_id)
+    if image is None:
+        raise Http404("No such image.")
+    try:
+        retry_image(image)
+        messages.success(request, "Trying again: the sizes appear here when they are ready.")
+    except UploadError as exc:
+        messages.error(request, exc.message)
+    return redirect("image", image_id=image_id)
 
 
 class AccountCreationForm(UserCreationForm):
