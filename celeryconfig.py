@@ -63,7 +63,7 @@ worker_enable_remote_control = False
 # thumbnails/monitoring.py. Without CELERY_EVENTS_URL the workers send none.
 imageshare_events_url = _os.environ.get("CELERY_EVENTS_URL") or None
 worker_send_task_events = bool(imageshare_events_url)
-worker_consumer = "thumbnails.monitoring:EventsConsumer"
+worker_consumer = "thumbnails.consumer:WorkerConsumer"
 event_queue_expires = 60  # a stopped Flower leaves no queue behind for long
 event_queue_ttl = 10
 worker_max_tasks_per_child = 500  # bound memory growth from image buffers

@@ -156,13 +156,13 @@ class Stack:
             return open(self.var_dir / f"{name}.log", "ab")
         return None  # inherit the terminal
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         # Own session: Ctrl-C reaches only this supervisor, which then stops
         # the children in the right order instead of all at once.
         proc = subprocess.Popen(
             args,
             cwd=ROOT,
-            env=self.env,
+            env=env or self.env,
             stdout=self._log(name),
             stderr=subprocess.STDOUT if self.quiet else None,
             start_new_session=True,
@@ -231,6 +231,15 @@ class Stack:
             return
         for i in range(1, self.workers + 1):
             self._spawn(f"worker{i}", self.worker_command(i))
+
+    def add_worker(self, index: int, timeout: float = 60) -> str:
+        """Start one more fixed worker, wait until it consumes, and return its name."""
+        name = f"worker{index}"
+        ready = self.var_dir / f"{name}.ready"
+        ready.unlink(missing_ok=True)
+        proc = self._spawn(name, self.worker_command(index), {**self.env, "IMAGESHARE_WORKER_READY_FILE": str(ready)})
+        wait_until(ready.exists, timeout, name, proc)
+        return name
 
     def local_pool(self):
         """The hook's view of the local workers (same files, same rules)."""

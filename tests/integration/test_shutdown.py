@@ -1,0 +1,34 @@
+"""A worker that stops (scale-in, deploy) strands no upload in its open SQS long poll."""
+
+import threading
+import time
+
+import pytest
+
+from tests.integration.conftest import wait_for_status
+from tests.support.images import make_image
+
+pytestmark = pytest.mark.integration
+
+
+def test_uploads_sent_while_a_worker_stops_are_all_made_promptly(stack, api):
+    # Without the release in thumbnails/consumer.py, a message that reaches
+    # the stopping worker's open poll stays invisible for the queue's
+    # visibility timeout (300 s), far beyond the bound below.
+    assert stack.env.get("SQS_VISIBILITY_TIMEOUT", "300") == "300"
+    name = stack.add_worker(9)
+    photo = make_image(200, 150)
+    stopper = threading.Thread(target=stack.stop_process, args=(name,))
+    stopper.start()
+    ids = []
+    while (stopper.is_alive() or len(ids) < 5) and len(ids) < 40:
+        resp = api.post(f"{api.base}/api/v1/images", files={"image": ("p.jpg", photo, "image/jpeg")}, timeout=30)
+        assert resp.status_code == 202, resp.text
+        ids.append(resp.json()["id"])
+        time.sleep(0.1)
+    stopper.join()
+    assert stack.procs[name].returncode == 0  # a warm shutdown, not a kill
+    deadline = time.monotonic() + 90
+    for image_id in ids:
+        body = wait_for_status(api, image_id, timeout=max(1, deadline - time.monotonic()))
+        assert body["status"] == "ready", body
