@@ -26,6 +26,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from botocore.exceptions import WaiterError
+
 from ops.aws_resources import client, ensure_queues, every
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -778,14 +780,21 @@ def ensure_cdn(d: Deployment) -> None:
         d.record("cloudfront:distribution", comment, "ok")
         dist = dists[0]
     elif d.record("cloudfront:distribution", comment, "create"):
-        oac = cf.create_origin_access_control(
-            OriginAccessControlConfig={
-                "Name": d.cfg.name("oac"),
-                "SigningProtocol": "sigv4",
-                "SigningBehavior": "always",
-                "OriginAccessControlOriginType": "s3",
-            }
-        )["OriginAccessControl"]["Id"]
+        # An earlier run may have made the access control and stopped before
+        # the distribution: reuse it (its name is unique in the account).
+        found = [o["Id"] for o in _origin_access_controls(cf) if o["Name"] == d.cfg.name("oac")]
+        oac = (
+            found[0]
+            if found
+            else cf.create_origin_access_control(
+                OriginAccessControlConfig={
+                    "Name": d.cfg.name("oac"),
+                    "SigningProtocol": "sigv4",
+                    "SigningBehavior": "always",
+                    "OriginAccessControlOriginType": "s3",
+                }
+            )["OriginAccessControl"]["Id"]
+        )
         origin = f"{d.cfg.bucket}.s3.{d.cfg.region}.amazonaws.com"
         dist = cf.create_distribution(
             DistributionConfig={
@@ -818,6 +827,49 @@ def ensure_cdn(d: Deployment) -> None:
     d.outputs["oac_distribution_arn"] = dist["ARN"]
 
 
+def _origin_access_controls(cf) -> list[dict]:
+    return every(cf, "list_origin_access_controls", "OriginAccessControlList.Items[]")
+
+
+def destroy_cdn(d: Deployment, wait_delay: int = 30, wait_attempts: int = 40) -> list[str]:
+    """Remove the stack's CloudFront distribution and its origin access control.
+
+    1. Find the distribution by its comment (CloudFront has no names).
+    2. Disable it if enabled; CloudFront deletes only disabled, deployed
+       distributions.
+    3. Wait until the change is deployed (minutes on AWS: bounded by
+       ``wait_delay`` x ``wait_attempts``, 20 min by default).
+    4. Delete it, then the access control it used.
+    """
+    cf = d.c("cloudfront")
+    comment = f"imageshare {d.cfg.stack} renditions"
+    removed = []
+    for dist in every(cf, "list_distributions", "DistributionList.Items[]"):
+        if dist.get("Comment") != comment:
+            continue
+        got = cf.get_distribution_config(Id=dist["Id"])
+        etag, config = got["ETag"], got["DistributionConfig"]
+        if config["Enabled"]:
+            config["Enabled"] = False
+            etag = cf.update_distribution(Id=dist["Id"], IfMatch=etag, DistributionConfig=config)["ETag"]
+        try:
+            cf.get_waiter("distribution_deployed").wait(
+                Id=dist["Id"], WaiterConfig={"Delay": wait_delay, "MaxAttempts": wait_attempts}
+            )
+        except WaiterError as exc:
+            raise SystemExit(
+                f"distribution {dist['Id']} is disabled but not deployed yet; run destroy again later ({exc})"
+            ) from exc
+        cf.delete_distribution(Id=dist["Id"], IfMatch=cf.get_distribution(Id=dist["Id"])["ETag"])
+        removed.append(f"cloudfront:distribution {dist['Id']}")
+    for oac in _origin_access_controls(cf):
+        if oac["Name"] == d.cfg.name("oac"):
+            etag = cf.get_origin_access_control(Id=oac["Id"])["ETag"]
+            cf.delete_origin_access_control(Id=oac["Id"], IfMatch=etag)
+            removed.append(f"cloudfront:origin-access-control {oac['Name']}")
+    return removed
+
+
 STEPS = [
     ensure_cdn,  # first: the bucket policy names the distribution
     ensure_bucket,
@@ -839,7 +891,7 @@ def deploy(cfg: Config, dry_run: bool = False) -> Deployment:
     return d
 
 
-def destroy(cfg: Config, delete_data: bool = False) -> list[str]:
+def destroy(cfg: Config, delete_data: bool = False, cdn_wait_delay: int = 30) -> list[str]:
     """Remove everything deploy made, in reverse order. Refuses a bucket with images unless delete_data."""
     d = Deployment(cfg)
     removed = []
@@ -914,6 +966,8 @@ def destroy(cfg: Config, delete_data: bool = False) -> list[str]:
             s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": o["Key"]} for o in objects]})
         s3.delete_bucket(Bucket=b)
         removed.append(f"s3:bucket {b}")
+    # Last: the slow one (disabling a distribution takes minutes on AWS).
+    removed += destroy_cdn(d, wait_delay=cdn_wait_delay)
     return removed
 
 

@@ -58,6 +58,14 @@ def inventory(cfg):
         "load_balancers": named(mine("elbv2", "describe_load_balancers", "LoadBalancers[]", "LoadBalancerName")),
         "target_groups": named(mine("elbv2", "describe_target_groups", "TargetGroups[]", "TargetGroupName")),
         "parameters": mine("ssm", "get_parameters_by_path", "Parameters[]", "Name", Path=f"/{s}/", Recursive=True),
+        "distributions": [
+            x["Id"]
+            for x in every(c("cloudfront"), "list_distributions", "DistributionList.Items[]")
+            if x.get("Comment") == f"imageshare {s} renditions"
+        ],
+        "origin_access_controls": named(
+            mine("cloudfront", "list_origin_access_controls", "OriginAccessControlList.Items[]", "Name")
+        ),
     }
 
 
@@ -159,6 +167,16 @@ def test_the_cdn_option_creates_a_distribution_and_the_app_gets_its_url(cfg):
     (allow,) = [st for st in policy["Statement"] if st["Effect"] == "Allow"]
     assert allow["Principal"] == {"Service": "cloudfront.amazonaws.com"}
     assert [ch for ch in deploy(cdn_cfg).changes if ch.action != "ok"] == []
+    assert len(inventory(cdn_cfg)["distributions"]) == 1
+
+
+def test_destroy_removes_the_cdn_too(cfg):
+    cdn_cfg = Config(stack=cfg.stack + "d", region=REGION, mode="private", cdn=True)
+    deploy(cdn_cfg)
+    assert inventory(cdn_cfg)["distributions"] and inventory(cdn_cfg)["origin_access_controls"]
+    removed = destroy(cdn_cfg, cdn_wait_delay=1)
+    assert any(r.startswith("cloudfront:distribution") for r in removed)
+    assert {k: v for k, v in inventory(cdn_cfg).items() if v} == {}
 
 
 def test_native_target_tracking_uses_backlog_per_instance_metric_math(cfg):
