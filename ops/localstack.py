@@ -151,22 +151,29 @@ class Stack:
     def flower_url(self) -> str:
         return f"http://{HOST}:{self.flower_port}"
 
+    # Their access logs (a line per SQS long poll) would push everything
+    # useful off the terminal within a minute: always to files.
+    FILE_LOGGED = ("moto", "redis")
+
     def _log(self, name: str):
-        if self.quiet:
+        if self.quiet or name in self.FILE_LOGGED:
             return open(self.var_dir / f"{name}.log", "ab")
         return None  # inherit the terminal
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         # Own session: Ctrl-C reaches only this supervisor, which then stops
         # the children in the right order instead of all at once.
+        log = self._log(name)
         proc = subprocess.Popen(
             args,
             cwd=ROOT,
             env=env or self.env,
-            stdout=self._log(name),
-            stderr=subprocess.STDOUT if self.quiet else None,
+            stdout=log,
+            stderr=subprocess.STDOUT if log is not None else None,
             start_new_session=True,
         )
+        if log is not None:
+            log.close()  # the child has its own copy
         self.procs[name] = proc
         return proc
 
@@ -376,7 +383,7 @@ def main(argv=None) -> int:
             )
             + f"  ops page:    {stack.web_url}/ops/ (staff: pool, scaling decisions, queue depth)\n"
             + "  workers:     managed by the scaling hook (local processes)\n"
-            f"  local AWS:   {stack.env['AWS_ENDPOINT_URL']} (moto)\n"
+            f"  local AWS:   {stack.env['AWS_ENDPOINT_URL']} (moto; its log: {stack.var_dir / 'moto.log'})\n"
             f"  {admin_line}\n"
             "  Note: moto keeps S3 and SQS in memory: images from an earlier run lose their files on restart.\n"
             "Press Ctrl-C to stop.\n",
