@@ -163,11 +163,16 @@ def image_page(request, image_id):
     )
 
 
+def _owned_or_404(request, image_id) -> Image:
+    image = find_owned(request.user, image_id)
+    if image is None:  # not there, or not yours: the same answer, so ids leak nothing
+        raise Http404("No such image.")
+    return image
+
+
 @require_http_methods(["POST"])
 def image_delete(request, image_id):
-    image = find_owned(request.user, image_id)
-    if image is None:
-        raise Http404("No such image.")
+    image = _owned_or_404(request, image_id)
     try:
         delete_image(image)
     except UploadError as exc:
@@ -179,9 +184,7 @@ def image_delete(request, image_id):
 
 @require_http_methods(["POST"])
 def image_retry(request, image_id):
-    image = find_owned(request.user, image_id)
-    if image is None:
-        raise Http404("No such image.")
+    image = _owned_or_404(request, image_id)
     try:
         retry_image(image)
         messages.success(request, "Trying again: the sizes appear here when they are ready.")
