@@ -52,5 +52,6 @@ urlpatterns = [
     # Operations
     path("ops/", ops_views.ops_page, name="ops"),
     path("ops/queue.json", ops_views.QueueView.as_view(), name="ops-queue"),
+    path("ops/retry-failed", ops_views.retry_failed, name="ops-retry-failed"),
     path("metrics", ops_views.MetricsView.as_view(), name="ops-metrics"),
 ]

@@ -14,6 +14,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from rest_framework.authentication import BaseAuthentication
@@ -24,6 +25,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from imageshare.images.models import Image
+from imageshare.images.services import RETRYABLE_FAILURES, UploadError, retry_image
 
 from .models import ScalingDecision, ScalingPolicy
 from .queues import queue_depth
@@ -168,6 +170,32 @@ def ops_page(request):
             "pool": pool,
             "pool_error": pool_error,
             "decisions": ScalingDecision.objects.all()[:30],
+            "retryable": _retryable().count(),
+            "retry_batch": RETRY_BATCH,
         },
         status=400 if request.method == "POST" else 200,
     )
+
+
+RETRY_BATCH = 500  # per click: bounded, so one request never runs for minutes
+
+
+def _retryable():
+    return Image.objects.filter(status=Image.Status.FAILED, failure_code__in=RETRYABLE_FAILURES)
+
+
+@staff_member_required
+@require_http_methods(["POST"])
+def retry_failed(request):
+    """Queue again the failed images a retry can cure (dead-lettered, crashed, timed out), oldest first."""
+    retried = 0
+    for image in _retryable().order_by("created_at")[:RETRY_BATCH]:
+        try:
+            retry_image(image)
+        except UploadError as exc:
+            messages.error(request, f"Stopped after {retried} image(s): {exc.message}")
+            break
+        retried += 1
+    else:
+        messages.success(request, f"Queued {retried} failed image(s) again.")
+    return redirect("ops")

@@ -40,3 +40,44 @@ def test_staff_edit_the_policy_and_bad_values_are_refused(client, staff, aws):
     assert resp.status_code == 400
     assert "bounds must satisfy" in resp.content.decode()
     assert ScalingPolicy.current().min_workers != 20
+
+
+def test_staff_retry_every_image_a_retry_can_cure_and_no_other(client, staff, owner, queue):
+    from imageshare.images.models import Image
+
+    def failed(code):
+        return Image.objects.create(
+            owner=owner,
+            original_key="originals/x",
+            status=Image.Status.FAILED,
+            failure_code=code,
+            width=1,
+            height=1,
+            byte_size=1,
+        )
+
+    crashed, timed_out, corrupt = failed("processing_crashed"), failed("timeout"), failed("corrupt_image")
+    client.force_login(staff)
+    assert "retry can cure" in client.get("/ops/").content.decode()
+    resp = client.post("/ops/retry-failed", follow=True)
+    assert "Queued 2 failed image(s) again." in resp.content.decode()
+    statuses = {i.pk: i.status for i in Image.objects.all()}
+    assert statuses[crashed.pk] == statuses[timed_out.pk] == Image.Status.PENDING
+    assert statuses[corrupt.pk] == Image.Status.FAILED
+
+
+def test_only_staff_can_retry_failed_images(client, owner, queue):
+    from imageshare.images.models import Image
+
+    image = Image.objects.create(
+        owner=owner,
+        original_key="originals/x",
+        status=Image.Status.FAILED,
+        failure_code="timeout",
+        width=1,
+        height=1,
+        byte_size=1,
+    )
+    client.force_login(owner)
+    assert client.post("/ops/retry-failed").status_code == 302  # to the login
+    assert Image.objects.get(pk=image.pk).status == Image.Status.FAILED
