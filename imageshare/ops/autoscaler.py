@@ -63,9 +63,9 @@ class Autoscaler:
 
     def _record(self, **fields) -> ScalingDecision:
         d = ScalingDecision.objects.create(provider=self.provider.name, at=self.clock(), **fields)
-        log.info(
-            "scaling %s: %s -> %s | %s", d.action, d.previous, d.desired, d.reason
-        ) if d.action != "hold" else log.debug("scaling hold: %s", d.reason)
+        # Every decision, holds included: the issue asks for each to be logged,
+        # and this line is the hook's only per-tick output.
+        log.info("scaling %s: %s -> %s | %s", d.action, d.previous, d.desired, d.reason)
         return d
 
     def tick(self) -> ScalingDecision:

@@ -49,8 +49,7 @@ class Command(BaseCommand):
         self.stdout.write(f"scaling hook running with the {provider} provider")
         while not stopping:
             started = time.monotonic()
-            d = hook.tick()
-            self.stdout.write(f"{d.action}: {d.previous} -> {d.desired} | {d.reason}")
+            hook.tick()  # logs its decision
             if once:
                 break
             # Sleep in small steps so a stop signal is honoured quickly.
