@@ -25,10 +25,10 @@ from .services import (
     create_image,
     delete_image,
     file_url,
-    find_owned,
     find_visible,
     image_payload,
     is_open,
+    owned_or_404,
     presigned_url,
     request_rendition,
     retry_image,
@@ -238,9 +238,7 @@ class ImageDetailView(APIView):
         responses={204: None, 401: ERROR_SCHEMA, 404: ERROR_SCHEMA, 503: ERROR_SCHEMA},
     )
     def delete(self, request, image_id):
-        image = find_owned(request.user, image_id)
-        if image is None:
-            raise exceptions.NotFound("No such image.")
+        image = owned_or_404(request.user, image_id)
         delete_image(image)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -254,9 +252,7 @@ class RetryView(APIView):
         responses={202: IMAGE_SCHEMA, **{code: ERROR_SCHEMA for code in (401, 404, 409, 503)}},
     )
     def post(self, request, image_id):
-        image = find_owned(request.user, image_id)
-        if image is None:
-            raise exceptions.NotFound("No such image.")
+        image = owned_or_404(request.user, image_id)
         return Response(image_payload(retry_image(image), request), status=status.HTTP_202_ACCEPTED)
 
 
@@ -274,9 +270,7 @@ class RenditionView(APIView):
         },
     )
     def post(self, request, image_id):
-        image = find_owned(request.user, image_id)
-        if image is None:
-            raise exceptions.NotFound("No such image.")
+        image = owned_or_404(request.user, image_id)
         body = RenditionRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         name, existing = request_rendition(image, **body.validated_data)

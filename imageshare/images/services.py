@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
 
@@ -57,11 +58,15 @@ def find_visible(user, image_id) -> Image | None:
         return None
 
 
-def find_owned(user, image_id) -> Image | None:
-    """The image if ``user`` owns it: deleting and adding renditions are the owner's, in both modes."""
+def owned_or_404(user, image_id) -> Image:
+    """The image if ``user`` owns it (deleting, retrying and adding renditions are the owner's, in both modes).
+
+    Otherwise Http404, which DRF answers as its JSON 404: the same answer for
+    "not there" and "not yours", so ids leak nothing.
+    """
     image = find_visible(user, image_id)
     if image is None or not user.is_authenticated or image.owner_id != user.pk:
-        return None
+        raise Http404("No such image.")
     return image
 
 

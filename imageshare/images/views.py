@@ -22,10 +22,10 @@ from .services import (
     UploadError,
     create_image,
     delete_image,
-    find_owned,
     find_visible,
     image_payload,
     is_open,
+    owned_or_404,
     retry_image,
 )
 from .services import request_rendition as queue_rendition
@@ -163,16 +163,9 @@ def image_page(request, image_id):
     )
 
 
-def _owned_or_404(request, image_id) -> Image:
-    image = find_owned(request.user, image_id)
-    if image is None:  # not there, or not yours: the same answer, so ids leak nothing
-        raise Http404("No such image.")
-    return image
-
-
 @require_http_methods(["POST"])
 def image_delete(request, image_id):
-    image = _owned_or_404(request, image_id)
+    image = owned_or_404(request.user, image_id)
     try:
         delete_image(image)
     except UploadError as exc:
@@ -184,7 +177,7 @@ def image_delete(request, image_id):
 
 @require_http_methods(["POST"])
 def image_retry(request, image_id):
-    image = _owned_or_404(request, image_id)
+    image = owned_or_404(request.user, image_id)
     try:
         retry_image(image)
         messages.success(request, "Trying again: the sizes appear here when they are ready.")
