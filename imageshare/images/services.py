@@ -196,6 +196,11 @@ def can_retry(image: Image) -> bool:
     return image.status == Image.Status.FAILED and image.failure_code in RETRYABLE_FAILURES
 
 
+def retryable_images():
+    """``can_retry`` as a query: every image it holds for."""
+    return Image.objects.filter(status=Image.Status.FAILED, failure_code__in=RETRYABLE_FAILURES)
+
+
 def retry_image(image: Image) -> Image:
     """Queue a failed image again; the original was kept for this.
 

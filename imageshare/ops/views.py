@@ -25,7 +25,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from imageshare.images.models import Image
-from imageshare.images.services import RETRYABLE_FAILURES, UploadError, retry_image
+from imageshare.images.services import UploadError, retry_image, retryable_images
 
 from .models import ScalingDecision, ScalingPolicy
 from .queues import queue_depth
@@ -170,7 +170,7 @@ def ops_page(request):
             "pool": pool,
             "pool_error": pool_error,
             "decisions": ScalingDecision.objects.all()[:30],
-            "retryable": _retryable().count(),
+            "retryable": retryable_images().count(),
             "retry_batch": RETRY_BATCH,
         },
         status=400 if request.method == "POST" else 200,
@@ -180,16 +180,12 @@ def ops_page(request):
 RETRY_BATCH = 500  # per click: bounded, so one request never runs for minutes
 
 
-def _retryable():
-    return Image.objects.filter(status=Image.Status.FAILED, failure_code__in=RETRYABLE_FAILURES)
-
-
 @staff_member_required
 @require_http_methods(["POST"])
 def retry_failed(request):
     """Queue again the failed images a retry can cure (dead-lettered, crashed, timed out), oldest first."""
     retried = 0
-    for image in _retryable().order_by("created_at")[:RETRY_BATCH]:
+    for image in retryable_images().order_by("created_at")[:RETRY_BATCH]:
         try:
             retry_image(image)
         except UploadError as exc:
