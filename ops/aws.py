@@ -74,6 +74,11 @@ class Config:
     def queue(self) -> str:
         return f"{self.stack}-thumbnails"
 
+    @property
+    def cdn_comment(self) -> str:
+        """How the stack's CloudFront distribution is found: CloudFront has no names."""
+        return f"imageshare {self.stack} renditions"
+
     def name(self, suffix: str) -> str:
         return f"{self.stack}-{suffix}"
 
@@ -774,7 +779,7 @@ def ensure_cdn(d: Deployment) -> None:
     if not d.cfg.cdn:
         return
     cf = d.c("cloudfront")
-    comment = f"imageshare {d.cfg.stack} renditions"
+    comment = d.cfg.cdn_comment
     dists = [x for x in every(cf, "list_distributions", "DistributionList.Items[]") if x.get("Comment") == comment]
     if dists:
         d.record("cloudfront:distribution", comment, "ok")
@@ -834,7 +839,7 @@ def _origin_access_controls(cf) -> list[dict]:
 def destroy_cdn(d: Deployment, wait_delay: int = 30, wait_attempts: int = 40) -> list[str]:
     """Remove the stack's CloudFront distribution and its origin access control.
 
-    1. Find the distribution by its comment (CloudFront has no names).
+    1. Find the distribution by its comment (``Config.cdn_comment``).
     2. Disable it if enabled; CloudFront deletes only disabled, deployed
        distributions.
     3. Wait until the change is deployed (minutes on AWS: bounded by
@@ -842,7 +847,7 @@ def destroy_cdn(d: Deployment, wait_delay: int = 30, wait_attempts: int = 40) ->
     4. Delete it, then the access control it used.
     """
     cf = d.c("cloudfront")
-    comment = f"imageshare {d.cfg.stack} renditions"
+    comment = d.cfg.cdn_comment
     removed = []
     for dist in every(cf, "list_distributions", "DistributionList.Items[]"):
         if dist.get("Comment") != comment:

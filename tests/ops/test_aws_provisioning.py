@@ -61,7 +61,7 @@ def inventory(cfg):
         "distributions": [
             x["Id"]
             for x in every(c("cloudfront"), "list_distributions", "DistributionList.Items[]")
-            if x.get("Comment") == f"imageshare {s} renditions"
+            if x.get("Comment") == cfg.cdn_comment
         ],
         "origin_access_controls": named(
             mine("cloudfront", "list_origin_access_controls", "OriginAccessControlList.Items[]", "Name")
