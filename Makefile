@@ -28,7 +28,7 @@ $(STAMP): requirements.txt
 	touch $@
 
 run: $(STAMP)
-	$(PY) -m ops.localstack run
+	$(PY) -m ops.devstack run
 
 # Lint, then the whole suite on SQLite, then again on PostgreSQL when one answers on 127.0.0.1:5432.
 test: lint test-sqlite test-postgres

@@ -40,7 +40,7 @@ broker_connection_retry_on_startup = True
 
 task_default_queue = _queue
 task_routes = {"thumbnails.tasks.*": {"queue": _queue}}
-imports = ("thumbnails.tasks", "thumbnails.protection")
+imports = ("thumbnails.tasks", "ops.worker.protection")
 
 task_serializer = "json"
 accept_content = ["json"]
@@ -60,10 +60,10 @@ task_soft_time_limit = max(1, _s.TASK_TIME_LIMIT - 10)
 worker_enable_remote_control = False
 
 # Monitoring events travel on a separate channel (Redis), never on SQS; see
-# thumbnails/monitoring.py. Without CELERY_EVENTS_URL the workers send none.
+# ops/worker/events.py. Without CELERY_EVENTS_URL the workers send none.
 imageshare_events_url = _os.environ.get("CELERY_EVENTS_URL") or None
 worker_send_task_events = bool(imageshare_events_url)
-worker_consumer = "thumbnails.consumer:WorkerConsumer"
+worker_consumer = "ops.worker.consumer:WorkerConsumer"
 event_queue_expires = 60  # a stopped Flower leaves no queue behind for long
 event_queue_ttl = 10
 worker_max_tasks_per_child = 500  # bound memory growth from image buffers

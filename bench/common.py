@@ -6,7 +6,7 @@ from pathlib import Path
 
 import requests
 
-from ops.localstack import Stack, free_port
+from ops.devstack.stack import Stack, free_port
 
 PASSWORD = "bench-pass"
 

@@ -26,7 +26,7 @@ def one_run(events: bool, n: int, flower: bool = True) -> float:
             del stack.procs["flower"]
         # The worker is stopped while the queue fills, so the timing starts
         # with a full queue; a stopping worker gives back what its last long
-        # poll brings (thumbnails/consumer.py), so nothing waits out a timeout.
+        # poll brings (ops/worker/consumer.py), so nothing waits out a timeout.
         stack.stop_process("worker1")
         photo = make_image(1600, 1200)
         ids = []

@@ -12,7 +12,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imageshare.settings")
 app = Celery("imageshare", task_cls="celery.contrib.django.task:DjangoTask")
 app.config_from_object("celeryconfig")
 # Best-effort monitoring: a down events channel never blocks the work.
-app.events.dispatcher_cls = "thumbnails.monitoring:BestEffortEventDispatcher"
+app.events.dispatcher_cls = "ops.worker.events:BestEffortEventDispatcher"
 
 
 @worker_ready.connect

@@ -81,7 +81,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "axes",
     "imageshare.images",
-    "imageshare.ops",
+    "imageshare.console",
 ]
 
 MIDDLEWARE = [

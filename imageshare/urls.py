@@ -4,8 +4,8 @@ from django.http import JsonResponse
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 
+from imageshare.console import views as ops_views
 from imageshare.images import api, seed, views
-from imageshare.ops import views as ops_views
 
 
 def healthz(request):

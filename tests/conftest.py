@@ -32,7 +32,7 @@ def aws():
     """In-process fake AWS with the app's bucket and queues; yields their names/URLs."""
     from django.conf import settings
 
-    from ops.aws_resources import client, ensure_bucket, ensure_queues
+    from ops.deploy.clients import client, ensure_bucket, ensure_queues
 
     with mock_aws():
         s3 = client("s3", endpoint_url=None, region=settings.AWS_REGION)
@@ -63,7 +63,7 @@ def queue(aws):
 @pytest.fixture
 def asg(aws, request):
     """A fresh EC2 Auto Scaling group (min 1, max 5, desired 1) in the fake account; yields (name, client)."""
-    from ops.aws_resources import client
+    from ops.deploy.clients import client
 
     ec2 = client("ec2", endpoint_url=None, region="us-east-1")
     autoscaling = client("autoscaling", endpoint_url=None, region="us-east-1")

@@ -6,7 +6,7 @@ import functools
 
 from django.conf import settings
 
-from ops.aws_resources import client
+from ops.deploy.clients import client
 
 # The SQS attributes an operator cares about, and the names we give them.
 ATTRIBUTES = {

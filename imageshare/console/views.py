@@ -136,7 +136,7 @@ def _pool_state():
     """The pool as the hook sees it, or an explanation of why it cannot be read from here."""
     import os
 
-    from imageshare.ops.management.commands.autoscale import make_provider
+    from imageshare.console.management.commands.autoscale import make_provider
 
     try:
         return make_provider(os.environ.get("SCALING_PROVIDER", "local")).state(), None
@@ -160,7 +160,7 @@ def ops_page(request):
     pool, pool_error = _pool_state()
     return render(
         request,
-        "ops/index.html",
+        "console/index.html",
         {
             "depth": depth,
             "error": error,

@@ -1,10 +1,10 @@
 """Provision (and tear down) imageshare's production fleet on AWS, with plain boto3.
 
-    python -m ops.aws plan    --stack NAME --region R   # what deploy would create or change
-    python -m ops.aws deploy  --stack NAME --region R [--mode open] [--cdn] [--native-scaling]
-    python -m ops.aws outputs --stack NAME --region R   # site URL, Flower URL, queue URL, ...
-    python -m ops.aws destroy --stack NAME --region R [--delete-data]
-    python -m ops.aws bake-ami --stack NAME --region R --instance-id i-...
+    python -m ops.deploy.aws plan    --stack NAME --region R   # what deploy would create or change
+    python -m ops.deploy.aws deploy  --stack NAME --region R [--mode open] [--cdn] [--native-scaling]
+    python -m ops.deploy.aws outputs --stack NAME --region R   # site URL, Flower URL, queue URL, ...
+    python -m ops.deploy.aws destroy --stack NAME --region R [--delete-data]
+    python -m ops.deploy.aws bake-ami --stack NAME --region R --instance-id i-...
 
 Why plain boto3 and not CloudFormation: every resource here must be tested
 against moto in CI, and moto's CloudFormation lacks several of the types we
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from botocore.exceptions import WaiterError
 
-from ops.aws_resources import client, ensure_queues, every
+from ops.deploy.clients import client, ensure_queues, every
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_DIR = "/opt/imageshare"
@@ -577,7 +577,7 @@ def _launch_templates(ec2, cfg) -> list[dict]:
 
 
 def ensure_launch_templates(d: Deployment) -> None:
-    from ops.userdata import user_data
+    from ops.deploy.userdata import user_data
 
     ec2 = d.c("ec2")
     existing = {t["LaunchTemplateName"] for t in _launch_templates(d.c("ec2"), d.cfg)}
@@ -987,7 +987,7 @@ def bake_ami(cfg: Config, instance_id: str) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ops.aws", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m ops.deploy.aws", description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=["plan", "deploy", "outputs", "destroy", "bake-ami"])
     parser.add_argument("--stack", required=True)
     parser.add_argument("--region", required=True)

@@ -1,7 +1,7 @@
 """Instance boot: the cloud-init user data and the systemd units it installs.
 
 The worker unit runs exactly the command the local stack runs
-(``ops.localstack.worker_command``), under systemd: started at boot, restarted
+(``ops.worker.command.worker_command``), under systemd: started at boot, restarted
 on failure, stopped with SIGTERM to the main process only (Celery's warm
 shutdown: it finishes the task in hand), logs to the journal.
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import shlex
 
-from ops.localstack import worker_command
+from ops.worker.command import worker_command
 
 APP_DIR = "/opt/imageshare"
 PYTHON = f"{APP_DIR}/.venv/bin/python"
@@ -67,7 +67,7 @@ After=imageshare-worker.service
 [Service]
 Type=simple
 EnvironmentFile={ENV_FILE}
-ExecStart={PYTHON} -m ops.drain
+ExecStart={PYTHON} -m ops.worker.drain
 Restart=always
 RestartSec=10
 StandardOutput=journal
@@ -114,7 +114,7 @@ Description=imageshare Flower (events from Redis, basic auth)
 After=network-online.target imageshare-config.service
 
 [Service]
-ExecStart={PYTHON} -m ops.flower --address 0.0.0.0 --port 5555
+ExecStart={PYTHON} -m ops.worker.flower --address 0.0.0.0 --port 5555
 {common}
 
 [Install]

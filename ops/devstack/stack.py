@@ -1,6 +1,6 @@
 """The embedded local stack: everything on one machine, on loopback.
 
-``python -m ops.localstack run`` (what ``make run`` calls):
+``python -m ops.devstack run`` (what ``make run`` calls):
 1. starts moto in server mode as the local AWS (S3, SQS, SNS, Auto Scaling,
    CloudWatch) and creates the bucket and the queues (work queue + DLQ);
 2. applies migrations to the database (a SQLite file by default) and creates
@@ -25,23 +25,11 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from ops.process import StopOnSignal
+from ops.worker.command import worker_command
+
+ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
-
-
-class StopOnSignal:
-    """Truthy once SIGINT or SIGTERM arrived: long-running loops check it and stop cleanly."""
-
-    def __init__(self):
-        self.stopping = False
-        signal.signal(signal.SIGINT, self._set)
-        signal.signal(signal.SIGTERM, self._set)
-
-    def _set(self, signum, frame):
-        self.stopping = True
-
-    def __bool__(self) -> bool:
-        return self.stopping
 
 
 def free_port() -> int:
@@ -68,18 +56,6 @@ def wait_until(predicate, timeout: float, what: str, proc: subprocess.Popen | No
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{what}: not ready after {timeout:.0f}s")
-
-
-def worker_command(queue: str, concurrency: int, name: str) -> list[str]:
-    """The worker command line: the local stack, the scaling hook and production's systemd unit run this."""
-    return [
-        sys.executable, "-m", "celery", "-A", "imageshare", "worker",
-        "--queues", queue, "--concurrency", str(concurrency),
-        "--hostname", f"{name}@%h", "--loglevel", "INFO",
-        # Gossip and mingle need broadcast on the broker, which SQS lacks.
-        # (Heartbeats are events: they go to the events channel, if any.)
-        "--without-gossip", "--without-mingle",
-    ]  # fmt: skip
 
 
 class Stack:
@@ -186,7 +162,7 @@ class Stack:
     def start_aws(self) -> None:
         """1. moto server. 2. Bucket and queues, with the queue URL for the workers."""
         from imageshare import settings as s  # the same defaults the app reads
-        from ops.aws_resources import client, ensure_bucket, ensure_queues
+        from ops.deploy.clients import client, ensure_bucket, ensure_queues
 
         proc = self._spawn("moto", [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(self.aws_port)])
         wait_until(lambda: port_open(self.aws_port), 30, "moto server", proc)
@@ -266,7 +242,7 @@ class Stack:
         wait_until(lambda: port_open(self.redis_port), 15, "redis-server", proc)
 
     def start_flower(self) -> None:
-        from ops.flower import flower_command
+        from ops.worker.flower import flower_command
 
         cmd = flower_command(self.env["CELERY_EVENTS_URL"], self.env["FLOWER_BASIC_AUTH"], HOST, self.flower_port)
         proc = self._spawn("flower", cmd)
@@ -340,7 +316,7 @@ class Stack:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ops.localstack", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m ops.devstack", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="start the whole local stack in the foreground")
     run.add_argument("--web-port", type=int, default=int(os.environ.get("WEB_PORT", 8000)))

@@ -219,7 +219,7 @@ class AutoScalingGroupProvider:
 
     ``set_desired`` sets the group's desired capacity within the group's own
     bounds. Busy instances are kept from being chosen for scale-in by the
-    workers themselves (``thumbnails.protection``: scale-in protection while
+    workers themselves (``ops.worker.protection``: scale-in protection while
     a task runs), and the group's termination lifecycle hook gives a draining
     worker time to finish.
     """

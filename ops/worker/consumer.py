@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 
-from thumbnails.monitoring import EventsConsumer
+from ops.worker.events import EventsConsumer
 
 log = logging.getLogger(__name__)
 

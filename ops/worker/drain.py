@@ -12,7 +12,7 @@ import os
 import subprocess
 import time
 
-from ops.aws_resources import client
+from ops.deploy.clients import client
 
 log = logging.getLogger("imageshare.drain")
 
@@ -31,7 +31,7 @@ def drain_once(autoscaling, instance_id: str, group: str, hook: str, stop_worker
 
 
 def main():
-    from thumbnails.protection import instance_id
+    from ops.worker.protection import instance_id
 
     logging.basicConfig(level=logging.INFO)
     group = os.environ["ASG_NAME"]

@@ -1,6 +1,6 @@
 """Start Flower on the events channel, always behind basic auth.
 
-    python -m ops.flower [--port 5555] [--address 127.0.0.1]
+    python -m ops.worker.flower [--port 5555] [--address 127.0.0.1]
 
 Reads CELERY_EVENTS_URL (the Redis the workers send events to) and
 FLOWER_BASIC_AUTH ("user:password"). Flower is started with the events Redis

@@ -54,7 +54,7 @@ def instance_id() -> str | None:
 def _autoscaling():
     from django.conf import settings
 
-    from ops.aws_resources import client
+    from ops.deploy.clients import client
 
     return client("autoscaling", endpoint_url=settings.AWS_ENDPOINT_URL, region=settings.AWS_REGION)
 

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import requests
 
-from ops.localstack import Stack, free_port
+from ops.devstack.stack import Stack, free_port
 
 ADMIN_PASSWORD = "integration-admin-pass"
 

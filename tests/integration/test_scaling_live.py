@@ -10,7 +10,7 @@ import pytest
 import requests
 from PIL import Image as PILImage
 
-from ops.localstack import Stack, free_port
+from ops.devstack.stack import Stack, free_port
 from tests.integration.conftest import ADMIN_PASSWORD, wait_for_status
 
 pytestmark = pytest.mark.integration

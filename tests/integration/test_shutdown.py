@@ -12,7 +12,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_uploads_sent_while_a_worker_stops_are_all_made_promptly(stack, api):
-    # Without the release in thumbnails/consumer.py, a message that reaches
+    # Without the release in ops/worker/consumer.py, a message that reaches
     # the stopping worker's open poll stays invisible for the queue's
     # visibility timeout (300 s), far beyond the bound below.
     assert stack.env.get("SQS_VISIBILITY_TIMEOUT", "300") == "300"

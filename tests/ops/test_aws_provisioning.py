@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from ops.aws import (
+from ops.deploy.aws import (
     UNSCOPABLE_ACTIONS,
     Config,
     Deployment,
@@ -19,9 +19,9 @@ from ops.aws import (
     web_policy,
     worker_policy,
 )
-from ops.aws_resources import every
-from ops.localstack import worker_command
-from ops.userdata import config_unit, drain_unit, user_data, worker_exec, worker_unit
+from ops.deploy.clients import every
+from ops.deploy.userdata import config_unit, drain_unit, user_data, worker_exec, worker_unit
+from ops.worker.command import worker_command
 
 REGION = "us-east-1"
 
@@ -273,7 +273,7 @@ def test_the_systemd_units_pass_systemd_analyze_verify(cfg, tmp_path):
 
 
 def test_the_drain_agent_stops_the_worker_then_releases_the_instance(asg):
-    from ops.drain import drain_once
+    from ops.worker.drain import drain_once
 
     name, autoscaling = asg
     instance = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0][

@@ -25,7 +25,7 @@ def test_the_asg_provider_reads_the_group_and_sets_desired_capacity_within_its_b
 
 
 def test_a_busy_worker_protects_its_instance_from_scale_in_and_lifts_it_when_idle(asg, monkeypatch, tmp_path):
-    from thumbnails import protection
+    from ops.worker import protection
 
     name, autoscaling = asg
     instance = group_of(autoscaling, name)["Instances"][0]["InstanceId"]
@@ -50,7 +50,7 @@ def test_a_busy_worker_protects_its_instance_from_scale_in_and_lifts_it_when_idl
 
 
 def test_without_a_group_protection_does_nothing(monkeypatch, tmp_path):
-    from thumbnails import protection
+    from ops.worker import protection
 
     monkeypatch.delenv("ASG_NAME", raising=False)
     monkeypatch.setattr(protection, "COUNTER", tmp_path / "active")

@@ -4,10 +4,10 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from imageshare.ops.autoscaler import Autoscaler
-from imageshare.ops.models import ScalingPolicy
-from ops.aws_resources import client
-from ops.localstack import StopOnSignal
+from imageshare.console.autoscaler import Autoscaler
+from imageshare.console.models import ScalingPolicy
+from ops.deploy.clients import client
+from ops.process import StopOnSignal
 
 
 def make_provider(kind: str):
@@ -22,8 +22,8 @@ def make_provider(kind: str):
             client("autoscaling", endpoint_url=settings.AWS_ENDPOINT_URL, region=settings.AWS_REGION),
             client("cloudwatch", endpoint_url=settings.AWS_ENDPOINT_URL, region=settings.AWS_REGION),
         )
-    from ops.localstack import worker_command
     from ops.scaling.providers import LocalProvider
+    from ops.worker.command import worker_command
 
     concurrency = ScalingPolicy.current().worker_concurrency
     return LocalProvider(

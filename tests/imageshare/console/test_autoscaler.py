@@ -2,9 +2,9 @@
 
 import pytest
 
-from imageshare.ops.autoscaler import METRIC_NAME, Autoscaler
-from imageshare.ops.models import ScalingDecision, ScalingPolicy
-from ops.aws_resources import client
+from imageshare.console.autoscaler import METRIC_NAME, Autoscaler
+from imageshare.console.models import ScalingDecision, ScalingPolicy
+from ops.deploy.clients import client
 from ops.scaling.providers import AutoScalingGroupProvider
 
 pytestmark = pytest.mark.django_db

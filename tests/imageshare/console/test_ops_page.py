@@ -2,7 +2,7 @@
 
 import pytest
 
-from imageshare.ops.models import ScalingDecision, ScalingPolicy
+from imageshare.console.models import ScalingDecision, ScalingPolicy
 
 pytestmark = pytest.mark.django_db
 
