@@ -4,8 +4,6 @@ Values come from ``imageshare.settings`` (which reads the environment), so the
 web tier, the workers and the local stack agree on queue names and limits.
 """
 
-import os as _os
-
 from imageshare import settings as _s
 
 _queue = _s.SQS_QUEUE_NAME
@@ -31,11 +29,10 @@ broker_transport_options = {
     "wait_time_seconds": 10,
     "polling_interval": 0.05,
 }
-_queue_url = _os.environ.get("SQS_QUEUE_URL")
-if _queue_url:
+if _s.SQS_QUEUE_URL:
     # Predefined queues: kombu never creates or lists queues, so the DLQ and
     # redrive policy set up by ops/ are the ones in use, and IAM can stay narrow.
-    broker_transport_options["predefined_queues"] = {_queue: {"url": _queue_url}}
+    broker_transport_options["predefined_queues"] = {_queue: {"url": _s.SQS_QUEUE_URL}}
 broker_connection_retry_on_startup = True
 
 task_default_queue = _queue
@@ -61,7 +58,7 @@ worker_enable_remote_control = False
 
 # Monitoring events travel on a separate channel (Redis), never on SQS; see
 # ops/worker/events.py. Without CELERY_EVENTS_URL the workers send none.
-imageshare_events_url = _os.environ.get("CELERY_EVENTS_URL") or None
+imageshare_events_url = _s.CELERY_EVENTS_URL or None
 worker_send_task_events = bool(imageshare_events_url)
 worker_consumer = "ops.worker.consumer:WorkerConsumer"
 event_queue_expires = 60  # a stopped Flower leaves no queue behind for long

@@ -18,6 +18,7 @@ app.events.dispatcher_cls = "ops.worker.events:BestEffortEventDispatcher"
 @worker_ready.connect
 def _announce_ready(**kwargs):
     """Tell the local scaling hook this worker consumes now (it counts as starting until then)."""
-    path = os.environ.get("IMAGESHARE_WORKER_READY_FILE")
-    if path:
-        Path(path).touch()
+    from django.conf import settings
+
+    if settings.WORKER_READY_FILE:
+        Path(settings.WORKER_READY_FILE).touch()

@@ -12,6 +12,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from ops.scaling.policy import Settings as PolicySettings
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -309,19 +311,57 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
 
 # --- Scaling hook -----------------------------------------------------------------
-# Starting values for the policy row (the database holds the live settings,
-# editable on the ops page; these apply only when the row is first created).
+# The defaults live in one place, ops.scaling.policy.Settings; these variables
+# only override them. They are the starting values of the policy row: the
+# database holds the live settings, editable on the console, and these apply
+# only when the row is first created.
+_POLICY = PolicySettings()
+_STABLE = int(_POLICY.scale_in_stable_seconds)
 SCALING_DEFAULTS = {
-    "min_workers": envint("SCALING_MIN_WORKERS", 1, minimum=0),
-    "max_workers": envint("SCALING_MAX_WORKERS", 8, minimum=1),
-    "worker_concurrency": envint("WORKER_CONCURRENCY", 2, minimum=1),
-    "interval_seconds": envint("SCALING_INTERVAL_SECONDS", 10, minimum=1),
-    "target_latency_seconds": envint("SCALING_TARGET_LATENCY_SECONDS", 30, minimum=1),
-    "scale_in_stable_seconds": envint("SCALING_SCALE_IN_STABLE_SECONDS", 60, minimum=0),
-    "scale_in_cooldown": envint("SCALING_SCALE_IN_COOLDOWN_SECONDS", 60, minimum=0),
+    "min_workers": envint("SCALING_MIN_WORKERS", _POLICY.min_workers, minimum=0),
+    "max_workers": envint("SCALING_MAX_WORKERS", _POLICY.max_workers, minimum=1),
+    "worker_concurrency": envint("WORKER_CONCURRENCY", _POLICY.worker_concurrency, minimum=1),
+    "interval_seconds": envint("SCALING_INTERVAL_SECONDS", int(_POLICY.interval_seconds), minimum=1),
+    "target_latency_seconds": envint("SCALING_TARGET_LATENCY_SECONDS", int(_POLICY.target_latency_seconds), minimum=1),
+    "scale_in_stable_seconds": envint(
+        "SCALING_SCALE_IN_STABLE_SECONDS", int(_POLICY.scale_in_stable_seconds), minimum=0
+    ),
+    "scale_in_cooldown": envint("SCALING_SCALE_IN_COOLDOWN_SECONDS", int(_POLICY.scale_in_cooldown), minimum=0),
 }
+# "local": worker processes on this machine; "asg": the EC2 Auto Scaling group ASG_NAME.
+SCALING_PROVIDER = envstr("SCALING_PROVIDER", "local")
+if SCALING_PROVIDER not in ("local", "asg"):
+    raise ImproperlyConfigured(f"SCALING_PROVIDER must be 'local' or 'asg', not {SCALING_PROVIDER!r}")
+ASG_NAME = envstr("ASG_NAME", "")
+# The dead-letter sweep (images whose message died in the DLQ become failed).
+DEAD_LETTER_SWEEP_SECONDS = envint("DEAD_LETTER_SWEEP_SECONDS", 30, minimum=1)
+# Periodic duties (scaling hook, sweeps) run in one process at a time, whatever
+# the number of web nodes: a holder keeps a database lease it renews each tick;
+# another process takes over once the lease is this old.
+DUTIES_LEASE_SECONDS = envint("DUTIES_LEASE_SECONDS", 60, minimum=5)
+
+# --- Worker node --------------------------------------------------------------------
+# On EC2 the instance id comes from the metadata service; this overrides it.
+EC2_INSTANCE_ID = envstr("EC2_INSTANCE_ID", "")
+# Pool processes of one worker share this counter (scale-in protection).
+ACTIVE_TASKS_FILE = Path(envstr("IMAGESHARE_ACTIVE_TASKS_FILE", "/tmp/imageshare-active-tasks"))
+# Set by the local scaling hook: the worker touches it once it consumes.
+WORKER_READY_FILE = envstr("IMAGESHARE_WORKER_READY_FILE", "")
 
 # --- Monitoring -------------------------------------------------------------------
 # Bearer token for Prometheus to scrape /metrics; without it only staff may read it.
 METRICS_TOKEN = envstr("METRICS_TOKEN", "")
 FLOWER_URL = envstr("FLOWER_URL", "")
+# The Redis the workers send their events to (Flower listens there); unset: no events.
+CELERY_EVENTS_URL = envstr("CELERY_EVENTS_URL", "")
+FLOWER_BASIC_AUTH = envstr("FLOWER_BASIC_AUTH", "")  # "user:password"
+
+# --- Local stack (ops/devstack) -----------------------------------------------------
+# The first admin account: ensure_admin creates it, with this password or a random one it prints once.
+ADMIN_USERNAME = envstr("IMAGESHARE_ADMIN_USER", "admin")
+ADMIN_PASSWORD = envstr("IMAGESHARE_ADMIN_PASSWORD", "")
+LOCAL_WEB_PORT = envint("WEB_PORT", 8000, minimum=1)
+LOCAL_AWS_PORT = envint("AWS_PORT", 4566, minimum=1)
+LOCAL_WORKERS = envint("WORKERS", 1, minimum=0)
+LOCAL_REDIS_PORT = envint("REDIS_PORT", 6390, minimum=1)
+LOCAL_FLOWER_PORT = envint("FLOWER_PORT", 5555, minimum=1)

@@ -9,8 +9,6 @@ One ``tick``:
 4. Act through the provider when enabled and the pool should change.
 5. Publish backlog per worker to CloudWatch, so a native target-tracking
    policy can be attached to the group instead, and record the decision.
-Before all that, images whose message died in the dead-letter queue are
-marked failed (``imageshare.images.deadletters``).
 """
 
 from __future__ import annotations
@@ -23,7 +21,6 @@ from django.conf import settings
 from django.db.models import Avg
 from django.utils import timezone
 
-from imageshare.images.deadletters import sweep
 from imageshare.images.models import Image
 from ops.scaling.policy import History, Observation, decide
 
@@ -53,10 +50,9 @@ def history_from_log() -> History:
 
 
 class Autoscaler:
-    def __init__(self, provider, cloudwatch=None, read_queue=queue_depth, clock=time.time, sqs=None):
+    def __init__(self, provider, cloudwatch=None, read_queue=queue_depth, clock=time.time):
         self.provider = provider
         self.cloudwatch = cloudwatch
-        self.sqs = sqs
         self.read_queue = read_queue
         self.clock = clock
         self.history = history_from_log()
@@ -69,7 +65,6 @@ class Autoscaler:
         return d
 
     def tick(self) -> ScalingDecision:
-        self._sweep_dead_letters()
         policy = ScalingPolicy.current()
         try:
             s = policy.to_settings()
@@ -111,19 +106,6 @@ class Autoscaler:
         self.provider.set_desired(desired)
         action = "out" if desired > pool.capacity else "in"
         return self._record(action=action, reason=reason, **fields)
-
-    def _sweep_dead_letters(self) -> None:
-        """Images whose message died in the DLQ become "failed" instead of "pending" forever."""
-        if self.sqs is None:
-            return
-        try:
-            dlq = (
-                settings.SQS_DEAD_LETTER_QUEUE_URL
-                or self.sqs.get_queue_url(QueueName=settings.SQS_DEAD_LETTER_QUEUE_NAME)["QueueUrl"]
-            )
-            sweep(self.sqs, dlq)
-        except Exception as exc:  # housekeeping must never stop scaling
-            log.warning("dead-letter sweep skipped: %s", exc)
 
     def _publish(self, obs: Observation, capacity: int) -> None:
         if self.cloudwatch is None:

@@ -6,25 +6,32 @@ from django.db import models
 
 from ops.scaling.policy import POLICIES, Settings
 
+# The defaults live in one place: the pure policy's settings.
+_DEFAULTS = Settings()
+
 
 class ScalingPolicy(models.Model):
     """The scaling hook's settings: one row, read on every tick (no restart needed)."""
 
-    policy = models.CharField(max_length=16, choices=[(p, p) for p in POLICIES], default="backlog")
+    policy = models.CharField(max_length=16, choices=[(p, p) for p in POLICIES], default=_DEFAULTS.policy)
     enabled = models.BooleanField(default=True, help_text="Off: the hook observes and records, but does not act.")
-    min_workers = models.PositiveSmallIntegerField(default=1)
-    max_workers = models.PositiveSmallIntegerField(default=8)
-    worker_concurrency = models.PositiveSmallIntegerField(default=2)
-    target_latency_seconds = models.FloatField(default=30.0, help_text="Acceptable time an upload waits in the queue.")
-    default_task_seconds = models.FloatField(default=1.0, help_text="Used until a processing time is measured.")
-    scale_in_stable_seconds = models.FloatField(default=60.0)
-    scale_in_cooldown = models.FloatField(default=60.0)
-    scale_in_headroom = models.FloatField(default=0.25)
-    cpu_high = models.FloatField(default=0.70)
-    cpu_low = models.FloatField(default=0.20)
-    grow_ratio = models.FloatField(default=2.0)
-    shrink_ratio = models.FloatField(default=0.5)
-    interval_seconds = models.FloatField(default=10.0)
+    min_workers = models.PositiveSmallIntegerField(default=_DEFAULTS.min_workers)
+    max_workers = models.PositiveSmallIntegerField(default=_DEFAULTS.max_workers)
+    worker_concurrency = models.PositiveSmallIntegerField(default=_DEFAULTS.worker_concurrency)
+    target_latency_seconds = models.FloatField(
+        default=_DEFAULTS.target_latency_seconds, help_text="Acceptable time an upload waits in the queue."
+    )
+    default_task_seconds = models.FloatField(
+        default=_DEFAULTS.default_task_seconds, help_text="Used until a processing time is measured."
+    )
+    scale_in_stable_seconds = models.FloatField(default=_DEFAULTS.scale_in_stable_seconds)
+    scale_in_cooldown = models.FloatField(default=_DEFAULTS.scale_in_cooldown)
+    scale_in_headroom = models.FloatField(default=_DEFAULTS.scale_in_headroom)
+    cpu_high = models.FloatField(default=_DEFAULTS.cpu_high)
+    cpu_low = models.FloatField(default=_DEFAULTS.cpu_low)
+    grow_ratio = models.FloatField(default=_DEFAULTS.grow_ratio)
+    shrink_ratio = models.FloatField(default=_DEFAULTS.shrink_ratio)
+    interval_seconds = models.FloatField(default=_DEFAULTS.interval_seconds)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -45,8 +52,6 @@ class ScalingPolicy(models.Model):
             self.to_settings()
         except ValueError as exc:
             raise ValidationError(str(exc)) from exc
-        if self.interval_seconds < 1:
-            raise ValidationError("interval_seconds must be at least 1")
 
 
 class ScalingDecision(models.Model):
@@ -78,3 +83,14 @@ class ScalingDecision(models.Model):
 
     def __str__(self):
         return f"{self.created_at:%H:%M:%S} {self.action} {self.previous}->{self.desired}"
+
+
+class Lease(models.Model):
+    """Who runs a singleton job (the periodic duties) and until when: see ``duties.hold_lease``."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    holder = models.CharField(max_length=128)
+    expires_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"{self.name}: {self.holder} until {self.expires_at:%H:%M:%S}"

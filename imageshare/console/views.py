@@ -134,12 +134,10 @@ class PolicyForm(forms.ModelForm):
 
 def _pool_state():
     """The pool as the hook sees it, or an explanation of why it cannot be read from here."""
-    import os
-
-    from imageshare.console.management.commands.autoscale import make_provider
+    from imageshare.console.pool import make_provider
 
     try:
-        return make_provider(os.environ.get("SCALING_PROVIDER", "local")).state(), None
+        return make_provider().state(), None
     except Exception as exc:  # the page must render even when the pool cannot be read
         return None, str(exc)
 

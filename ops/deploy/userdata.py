@@ -103,7 +103,7 @@ Description=imageshare scaling hook (EC2 Auto Scaling provider)
 After=imageshare-web.service
 
 [Service]
-ExecStart={PYTHON} manage.py autoscale --provider asg
+ExecStart={PYTHON} manage.py duties --provider asg
 {common}
 
 [Install]

@@ -210,7 +210,7 @@ class Stack:
     def start_workers(self) -> None:
         if self.autoscale:
             # The hook reads the pool (none yet) and brings it to the minimum.
-            self._spawn("autoscale", [sys.executable, "manage.py", "autoscale", "--provider", "local"])
+            self._spawn("autoscale", [sys.executable, "manage.py", "duties", "--provider", "local"])
             return
         for i in range(1, self.workers + 1):
             self._spawn(f"worker{i}", self.worker_command(i))

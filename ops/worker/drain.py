@@ -31,12 +31,16 @@ def drain_once(autoscaling, instance_id: str, group: str, hook: str, stop_worker
 
 
 def main():
+    # Settings come from the instance's environment file, read by Django's settings module.
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imageshare.settings")
+    from django.conf import settings
+
     from ops.worker.protection import instance_id
 
     logging.basicConfig(level=logging.INFO)
-    group = os.environ["ASG_NAME"]
+    group = settings.ASG_NAME
     hook = group.removesuffix("-workers") + "-drain"
-    autoscaling = client("autoscaling", endpoint_url=None, region=os.environ["AWS_REGION"])
+    autoscaling = client("autoscaling", endpoint_url=None, region=settings.AWS_REGION)
     me = instance_id()
     while not drain_once(
         autoscaling, me, group, hook, lambda: subprocess.run(["systemctl", "stop", "imageshare-worker"], check=False)

@@ -5,8 +5,8 @@ not to pick it for scale-in; when it is idle again it lifts the protection.
 The group then removes idle instances first, and the termination lifecycle
 hook (ops/) covers the rest: a worker told to stop finishes the task in hand.
 
-Only active when ``ASG_NAME`` and the instance id are known (on EC2 the id
-comes from the instance metadata service; ``EC2_INSTANCE_ID`` overrides it).
+Only active when settings.ASG_NAME and the instance id are known (on EC2 the id
+comes from the instance metadata service; settings.EC2_INSTANCE_ID overrides it).
 Prefork pool processes share one counter file under an flock, so the
 protection changes only on the 0 -> 1 and 1 -> 0 transitions of the whole
 instance.
@@ -17,22 +17,19 @@ from __future__ import annotations
 import fcntl
 import functools
 import logging
-import os
 import urllib.request
-from pathlib import Path
 
 from celery.signals import task_postrun, task_prerun
+from django.conf import settings
 
 log = logging.getLogger(__name__)
-
-COUNTER = Path(os.environ.get("IMAGESHARE_ACTIVE_TASKS_FILE", "/tmp/imageshare-active-tasks"))
 
 
 @functools.cache
 def instance_id() -> str | None:
-    if os.environ.get("EC2_INSTANCE_ID"):
-        return os.environ["EC2_INSTANCE_ID"]
-    if not os.environ.get("ASG_NAME"):
+    if settings.EC2_INSTANCE_ID:
+        return settings.EC2_INSTANCE_ID
+    if not settings.ASG_NAME:
         return None
     try:  # IMDSv2: a session token first, then the id
         req = urllib.request.Request(
@@ -52,8 +49,6 @@ def instance_id() -> str | None:
 
 @functools.cache
 def _autoscaling():
-    from django.conf import settings
-
     from ops.deploy.clients import client
 
     return client("autoscaling", endpoint_url=settings.AWS_ENDPOINT_URL, region=settings.AWS_REGION)
@@ -61,8 +56,9 @@ def _autoscaling():
 
 def _step(delta: int) -> int:
     """Add ``delta`` to the instance's active-task count; return the new count."""
-    COUNTER.parent.mkdir(parents=True, exist_ok=True)
-    with open(COUNTER, "a+") as fh:
+    counter = settings.ACTIVE_TASKS_FILE
+    counter.parent.mkdir(parents=True, exist_ok=True)
+    with open(counter, "a+") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         fh.seek(0)
         raw = fh.read().strip()
@@ -74,7 +70,7 @@ def _step(delta: int) -> int:
 
 
 def set_protection(protected: bool) -> None:
-    group, instance = os.environ.get("ASG_NAME"), instance_id()
+    group, instance = settings.ASG_NAME, instance_id()
     if not (group and instance):
         return
     try:
@@ -87,11 +83,11 @@ def set_protection(protected: bool) -> None:
 
 @task_prerun.connect
 def _task_started(**kwargs):
-    if os.environ.get("ASG_NAME") and _step(+1) == 1:
+    if settings.ASG_NAME and _step(+1) == 1:
         set_protection(True)
 
 
 @task_postrun.connect
 def _task_finished(**kwargs):
-    if os.environ.get("ASG_NAME") and _step(-1) == 0:
+    if settings.ASG_NAME and _step(-1) == 0:
         set_protection(False)

@@ -24,40 +24,6 @@ def test_the_asg_provider_reads_the_group_and_sets_desired_capacity_within_its_b
     assert group_of(autoscaling, name)["DesiredCapacity"] == 1
 
 
-def test_a_busy_worker_protects_its_instance_from_scale_in_and_lifts_it_when_idle(asg, monkeypatch, tmp_path):
-    from ops.worker import protection
-
-    name, autoscaling = asg
-    instance = group_of(autoscaling, name)["Instances"][0]["InstanceId"]
-    monkeypatch.setenv("ASG_NAME", name)
-    monkeypatch.setenv("EC2_INSTANCE_ID", instance)
-    monkeypatch.setattr(protection, "COUNTER", tmp_path / "active")
-    monkeypatch.setattr(protection, "_autoscaling", lambda: autoscaling)
-    protection.instance_id.cache_clear()
-
-    def protected():
-        (i,) = autoscaling.describe_auto_scaling_instances(InstanceIds=[instance])["AutoScalingInstances"]
-        return i["ProtectedFromScaleIn"]
-
-    protection._task_started()
-    assert protected()
-    protection._task_started()  # a second task in another pool process
-    protection._task_finished()
-    assert protected()  # one task still running
-    protection._task_finished()
-    assert not protected()
-    protection.instance_id.cache_clear()
-
-
-def test_without_a_group_protection_does_nothing(monkeypatch, tmp_path):
-    from ops.worker import protection
-
-    monkeypatch.delenv("ASG_NAME", raising=False)
-    monkeypatch.setattr(protection, "COUNTER", tmp_path / "active")
-    protection._task_started()
-    assert not (tmp_path / "active").exists()
-
-
 @pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc")
 def test_the_local_provider_starts_finds_and_warm_stops_real_workers(tmp_path):
     """Real processes standing in for celery workers: started, adopted after a 'restart', stopped with SIGTERM."""

@@ -96,7 +96,7 @@ def test_bad_policy_values_are_refused_by_the_model():
 def test_images_whose_message_died_in_the_dead_letter_queue_are_marked_failed(
     group, queue, owner_client, django_capture_on_commit_callbacks
 ):
-    """A message SQS gave up on (moved to the DLQ) turns its image from pending to failed on the next tick."""
+    """A message SQS gave up on (moved to the DLQ) turns its image from pending to failed on the next sweep."""
     from imageshare.images.models import Image
     from tests.conftest import upload_file
 
@@ -110,7 +110,9 @@ def test_images_whose_message_died_in_the_dead_letter_queue_are_marked_failed(
     sqs.send_message(QueueUrl=queue["dlq_url"], MessageBody=message["Body"])
     sqs.delete_message(QueueUrl=queue["queue_url"], ReceiptHandle=message["ReceiptHandle"])
 
-    Autoscaler(AutoScalingGroupProvider(name, autoscaling), read_queue=queue_reader(0), sqs=sqs).tick()
+    from imageshare.console.duties import dead_letter_sweep
+
+    dead_letter_sweep(sqs)
     image = Image.objects.get(pk=image_id)
     assert image.status == "failed" and image.failure_code == "processing_crashed"
     assert not sqs.receive_message(QueueUrl=queue["dlq_url"]).get("Messages")

@@ -1,6 +1,6 @@
-import os
 import secrets
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
@@ -9,7 +9,7 @@ class Command(BaseCommand):
     help = "Create the admin account if it does not exist; print its password once."
 
     def add_arguments(self, parser):
-        parser.add_argument("--username", default=os.environ.get("IMAGESHARE_ADMIN_USER", "admin"))
+        parser.add_argument("--username", default=settings.ADMIN_USERNAME)
 
     def handle(self, *args, username, **options):
         User = get_user_model()
@@ -18,9 +18,9 @@ class Command(BaseCommand):
                 f"Admin account '{username}' exists (reset it with: manage.py changepassword {username})."
             )
             return
-        password = os.environ.get("IMAGESHARE_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+        password = settings.ADMIN_PASSWORD or secrets.token_urlsafe(12)
         User.objects.create_superuser(username=username, email="", password=password)
-        if os.environ.get("IMAGESHARE_ADMIN_PASSWORD"):
+        if settings.ADMIN_PASSWORD:
             self.stdout.write(f"Created admin account '{username}' with the password from IMAGESHARE_ADMIN_PASSWORD.")
         else:
             # Printed once, here; it is stored only as a hash.
