@@ -1,15 +1,17 @@
 # imageshare: the obvious targets. `make run` and `make test` work on a fresh
 # machine with only python3 (3.11+): they build .venv from the pinned
-# requirements first.
+# requirements first (requirements-dev.txt: the runtime's requirements.txt
+# plus the test, lint and type-check tools; production installs only
+# requirements.txt).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PG_URL ?= postgres://postgres@127.0.0.1:5432/imageshare
 
-.PHONY: run test test-sqlite test-postgres lint format bench-engine clean
+.PHONY: run test test-sqlite test-postgres lint typecheck format bench-engine clean
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-dev.txt
 	@# Debian packages the project uses when they are missing and we may
 	@# install them: redis-server carries the workers' monitoring events
 	@# (without it the stack runs with monitoring off); chromium runs the
@@ -24,14 +26,14 @@ $(STAMP): requirements.txt
 	fi
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
 run: $(STAMP)
 	$(PY) -m ops.devstack run
 
-# Lint, then the whole suite on SQLite, then again on PostgreSQL when one answers on 127.0.0.1:5432.
-test: lint test-sqlite test-postgres
+# Lint, type check, then the whole suite on SQLite, then again on PostgreSQL when one answers on 127.0.0.1:5432.
+test: lint typecheck test-sqlite test-postgres
 
 test-sqlite: $(STAMP)
 	env -u DATABASE_URL $(PY) -m pytest
@@ -47,6 +49,10 @@ test-postgres: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+
+# mypy on the typed scope: the `files` list under [tool.mypy] in pyproject.toml.
+typecheck: $(STAMP)
+	$(PY) -m mypy
 
 format: $(STAMP)
 	$(PY) -m ruff check --fix .

@@ -28,7 +28,9 @@ from __future__ import annotations
 import io
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import cast
 
 from PIL import Image, ImageCms, UnidentifiedImageError
 
@@ -69,7 +71,7 @@ class EngineError(Exception):
 
     code = "invalid_image"
 
-    def __init__(self, message: str):
+    def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
@@ -99,7 +101,7 @@ class Spec:
     height: int
     mode: str = "fit"  # "fit": inside the box, never upscaled; "fill": exact size, centre crop
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.mode not in ("fit", "fill"):
             raise InvalidSpec(f"mode must be 'fit' or 'fill', not {self.mode!r}")
         if not (1 <= self.width <= MAX_SPEC_SIDE and 1 <= self.height <= MAX_SPEC_SIDE):
@@ -213,7 +215,7 @@ def _normalise_mode(im: Image.Image) -> Image.Image:
     elif mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         # 16-bit (or 32-bit int) grayscale: scale to 8 bits instead of clipping.
         im = im.convert("I") if mode != "I" else im
-        lo, hi = im.getextrema()
+        lo, hi = cast("tuple[float, float]", im.getextrema())  # one band: (min, max)
         if hi > 255:
             im = im.point(lambda v: v * (255 / 65535))
         im = im.convert("L")
@@ -223,7 +225,7 @@ def _normalise_mode(im: Image.Image) -> Image.Image:
         if icc and mode == "CMYK":
             try:
                 src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-                im = ImageCms.profileToProfile(im, src, _SRGB_PROFILE, outputMode="RGB")
+                im = cast(Image.Image, ImageCms.profileToProfile(im, src, _SRGB_PROFILE, outputMode="RGB"))
                 icc = None
             except (ImageCms.PyCMSError, OSError):
                 im = im.convert("RGB")
@@ -238,7 +240,7 @@ def _normalise_mode(im: Image.Image) -> Image.Image:
     if icc and im.mode in ("RGB", "RGBA"):
         try:
             src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            im = ImageCms.profileToProfile(im, src, _SRGB_PROFILE, outputMode=im.mode)
+            im = cast(Image.Image, ImageCms.profileToProfile(im, src, _SRGB_PROFILE, outputMode=im.mode))
         except (ImageCms.PyCMSError, OSError, ValueError):
             pass  # an unreadable profile: keep the pixels as they are (assume sRGB)
     elif icc and im.mode in ("L", "LA"):
@@ -251,7 +253,7 @@ def _normalise_mode(im: Image.Image) -> Image.Image:
 def _has_transparency(im: Image.Image) -> bool:
     if im.mode not in ("LA", "RGBA"):
         return False
-    lo, _ = im.getchannel("A").getextrema()
+    lo, _ = cast("tuple[float, float]", im.getchannel("A").getextrema())  # one band: (min, max)
     return lo < 255
 
 
@@ -259,6 +261,8 @@ def _resize(im: Image.Image, size: tuple[int, int], mode: str) -> Image.Image:
     if mode == "fill":
         tw, th = size
         sw, sh = im.size
+        cw: float
+        ch: float
         # Centre crop box in source coordinates with the target's aspect ratio.
         if sw * th > sh * tw:
             cw, ch = sh * tw / th, sh
@@ -293,7 +297,7 @@ def _encode(im: Image.Image, fmt: str, quality: int) -> bytes:
 
 def render(
     data: bytes,
-    specs=STANDARD_SPECS,
+    specs: Iterable[Spec] = STANDARD_SPECS,
     *,
     max_pixels: int = 50_000_000,
     jpeg_quality: int = 85,

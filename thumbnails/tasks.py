@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
@@ -46,7 +47,9 @@ def _mark_failed(image_id: str, code: str, reason: str) -> None:
 
 
 class ResizeTask(DjangoTask):
-    def on_failure(self, exc, task_id, args, kwargs, einfo):
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], einfo: Any
+    ) -> None:
         """Out of retries, or an unexpected error: the user sees 'failed', never 'pending' forever."""
         image_id = args[0] if args else kwargs.get("image_id")
         if image_id:
@@ -68,7 +71,7 @@ class ResizeTask(DjangoTask):
     retry_jitter=True,
     max_retries=5,
 )
-def make_renditions(self, image_id: str, specs: list[dict] | None = None) -> dict:
+def make_renditions(self: ResizeTask, image_id: str, specs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Render the standard set (or ``specs``) of one image and store it.
 
     1. Load the row; stop if it is gone (deleted) or already ready.

@@ -12,9 +12,11 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +50,16 @@ class LocalProvider:
 
     name = "local"
 
-    def __init__(self, pid_dir: Path, command_for, env: dict[str, str], concurrency: int):
+    def __init__(
+        self,
+        pid_dir: Path,
+        command_for: Callable[[str], list[str]] | None,
+        env: dict[str, str],
+        concurrency: int,
+    ) -> None:
         self.pid_dir = Path(pid_dir)
         self.pid_dir.mkdir(parents=True, exist_ok=True)
-        self.command_for = command_for  # name -> argv
+        self.command_for = command_for  # name -> argv; None: a read-only view that never starts workers
         self.env = env
         self.concurrency = concurrency
         self._cpu_seen: dict[int, tuple[float, float]] = {}  # pid -> (cpu seconds, at)
@@ -123,6 +131,7 @@ class LocalProvider:
 
     def _start(self, name: str) -> None:
         env = {**self.env, "IMAGESHARE_WORKER_READY_FILE": str(self.pid_dir / f"{name}.ready")}
+        assert self.command_for is not None, "this LocalProvider was made without a command"
         log_file = open(self.pid_dir / f"{name}.log", "ab")
         # Own session: the worker outlives a restart of the hook.
         proc = subprocess.Popen(
@@ -227,12 +236,12 @@ class AutoScalingGroupProvider:
     name = "asg"
     PENDING = ("Pending", "Pending:Wait", "Pending:Proceed", "Warmed:Pending")
 
-    def __init__(self, group: str, autoscaling, cloudwatch=None):
+    def __init__(self, group: str, autoscaling: Any, cloudwatch: Any = None) -> None:
         self.group = group
         self.autoscaling = autoscaling
         self.cloudwatch = cloudwatch
 
-    def _describe(self) -> dict:
+    def _describe(self) -> dict[str, Any]:
         groups = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[self.group])
         if not groups["AutoScalingGroups"]:
             raise LookupError(f"no Auto Scaling group {self.group!r}")

@@ -181,7 +181,7 @@ def simulate(
                     break
     waits.sort()
 
-    def pct(q):
+    def pct(q: float) -> float:
         return waits[min(len(waits) - 1, int(q * (len(waits) - 1)))] if waits else 0.0
 
     return Result(
@@ -219,7 +219,7 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trace", action="append", help="trace name in ops/scaling/traces or a CSV path")
     parser.add_argument("--policy", action="append", choices=["backlog", "cpu", "step"])
