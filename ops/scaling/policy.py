@@ -1,6 +1,6 @@
 """Scaling policies: pure functions from what is observed to how many workers we want.
 
-No I/O here: the hook (``manage.py autoscale``) and the simulator
+No I/O here: the hook (``manage.py duties``) and the simulator
 (``python -m ops.scaling.simulate``) feed the same code, so what the simulator
 proves is what runs.
 
@@ -55,6 +55,7 @@ class Settings:
     cpu_low: float = 0.20
     grow_ratio: float = 2.0
     shrink_ratio: float = 0.5
+    interval_seconds: float = 10.0  # between two ticks of the hook
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -65,6 +66,8 @@ class Settings:
             raise ValueError("concurrency and target latency must be positive")
         if not (0 <= self.cpu_low < self.cpu_high <= 1) or self.grow_ratio <= 1 or not (0 < self.shrink_ratio < 1):
             raise ValueError("cpu thresholds need low < high within 0..1, grow > 1, 0 < shrink < 1")
+        if self.interval_seconds < 1:
+            raise ValueError("interval_seconds must be at least 1")
 
 
 @dataclass(frozen=True)
