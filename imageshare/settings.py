@@ -159,6 +159,10 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "imageshare.images.views.locked_out"
 AXES_VERBOSE = False
+# Basic auth and /api/upload send the password with every request: after one
+# successful Argon2 verify, the pair is recognised for this long (in process
+# memory, under a keyed hash; dropped on password change). 0 turns it off.
+CREDENTIAL_CACHE_SECONDS = envint("CREDENTIAL_CACHE_SECONDS", 300, minimum=0)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
