@@ -69,6 +69,16 @@ CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
 SESSION_COOKIE_SECURE = PRODUCTION
 CSRF_COOKIE_SECURE = PRODUCTION
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if PRODUCTION else None
+# Proxies in front of the web tier whose X-Forwarded-For we believe: 0 locally
+# (the header is ignored: anyone can send it), 1 behind the load balancer.
+TRUSTED_PROXY_COUNT = envint("TRUSTED_PROXY_COUNT", 1 if PRODUCTION else 0, minimum=0)
+# Production is HTTPS only: the load balancer redirects HTTP, and so does Django
+# for anything that reaches it as plain HTTP; browsers remember it (HSTS).
+SECURE_SSL_REDIRECT = PRODUCTION
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # the load balancer's health check speaks HTTP to the instance
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31536000 if PRODUCTION else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = False
 
 # --- Django -----------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -87,7 +97,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: everything after it sees the real client address.
+    "imageshare.middleware.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "imageshare.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -213,6 +226,8 @@ REST_FRAMEWORK = {
     # Sized to real use, not below it: a client's load test (a burst of 1,000
     # uploads from one account, then 20/s) and status polling at 50/s pass.
     # Abuse of storage is bounded by quotas; overload by UPLOAD_BACKLOG_LIMIT.
+    # The client address is REMOTE_ADDR, already set from trusted proxies only (imageshare.middleware).
+    "NUM_PROXIES": 0,
     "DEFAULT_THROTTLE_RATES": {
         "anon": envstr("API_RATE_ANON", "60/min"),
         "user": envstr("API_RATE_USER", "6000/min"),
@@ -377,3 +392,27 @@ LOCAL_AWS_PORT = envint("AWS_PORT", 4566, minimum=1)
 LOCAL_WORKERS = envint("WORKERS", 1, minimum=0)
 LOCAL_REDIS_PORT = envint("REDIS_PORT", 6390, minimum=1)
 LOCAL_FLOWER_PORT = envint("FLOWER_PORT", 5555, minimum=1)
+
+
+# --- Content-Security-Policy ------------------------------------------------------
+# No inline script or style, no other origin but where the images live: the
+# private mode's /i/ URLs redirect to presigned S3 URLs, the open mode links to
+# S3 or the CDN, and an <img> follows redirects under img-src.
+def _origin(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+_IMAGE_ORIGINS = [
+    _origin(AWS_ENDPOINT_URL or ""),
+    _origin(CDN_BASE_URL),
+    f"https://{S3_BUCKET}.s3.amazonaws.com",
+    f"https://{S3_BUCKET}.s3.{AWS_REGION}.amazonaws.com",
+]
+CONTENT_SECURITY_POLICY = envstr(
+    "CONTENT_SECURITY_POLICY",
+    f"default-src 'self'; img-src 'self' data: blob: {' '.join(o for o in _IMAGE_ORIGINS if o)}; "
+    "object-src 'none'; base-uri 'self'; frame-ancestors 'none'; form-action 'self'",
+)
