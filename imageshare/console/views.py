@@ -24,8 +24,9 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
+from imageshare.images.commands import retry_image, retryable_images
+from imageshare.images.errors import ImageshareError
 from imageshare.images.models import Image
-from imageshare.images.services import UploadError, retry_image, retryable_images
 
 from .models import ScalingDecision, ScalingPolicy
 from .queues import queue_depth
@@ -186,7 +187,7 @@ def retry_failed(request):
     for image in retryable_images().order_by("created_at")[:RETRY_BATCH]:
         try:
             retry_image(image)
-        except UploadError as exc:
+        except ImageshareError as exc:
             messages.error(request, f"Stopped after {retried} image(s): {exc.message}")
             break
         retried += 1

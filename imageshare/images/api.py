@@ -1,11 +1,16 @@
-"""The JSON API, /api/v1/. Errors are always {"error": {"code", "message"}}."""
+"""The JSON API, /api/v1/. Errors are always {"error": {"code", "message"}}.
+
+Belongs here: the API's views, serializers and schema, the permission and
+throttle classes the seed endpoints share, and DRF's exception handler.
+They only translate HTTP to calls: the rules are in ``uploads``,
+``commands`` and ``access``; the error shapes in ``http_errors``.
+"""
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib.auth import authenticate
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404, HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpResponseRedirect
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.authtoken.models import Token
@@ -18,25 +23,15 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from thumbnails.engine import MAX_SPEC_SIDE
 
-from . import remote
+from .access import find_visible, is_open, owned_or_404
+from .commands import delete_image, request_rendition, retry_image
+from .errors import ImageshareError
+from .http_errors import api_error, api_response
+from .links import file_url, presigned_url
 from .models import Image
-from .services import (
-    UploadError,
-    create_image,
-    delete_image,
-    file_url,
-    find_visible,
-    image_payload,
-    is_open,
-    owned_or_404,
-    presigned_url,
-    request_rendition,
-    retry_image,
-    store_image,
-)
-
-# Room for multipart boundaries and other form fields around the file itself.
-MULTIPART_OVERHEAD = 64 * 1024
+from .payloads import image_payload
+from .remote import MAX_URL_LENGTH
+from .uploads import RemoteURL, Source, accept_upload
 
 _CODES = {
     400: "bad_request",
@@ -77,14 +72,10 @@ IMAGE_SCHEMA = inline_serializer(
 )
 
 
-def error_response(status_code: int, code: str, message: str, headers=None) -> Response:
-    return Response({"error": {"code": code, "message": message}}, status=status_code, headers=headers)
-
-
 def exception_handler(exc, context):
     """Wrap DRF's handler so every error has the same JSON shape."""
-    if isinstance(exc, UploadError):
-        return error_response(exc.status, exc.code, exc.message)
+    if isinstance(exc, ImageshareError):
+        return api_response(exc)
     if isinstance(exc, (Http404, DjangoValidationError)):
         exc = exceptions.NotFound("No such image.")
     response = drf_exception_handler(exc, context)
@@ -104,10 +95,6 @@ def exception_handler(exc, context):
     return response
 
 
-def json_error_view(status_code: int, code: str, message: str):
-    return JsonResponse({"error": {"code": code, "message": message}}, status=status_code)
-
-
 class ModeAccess(BasePermission):
     """Private mode: accounts only. Open mode: anyone may upload and view; listing and deleting need an account."""
 
@@ -119,7 +106,9 @@ class ModeAccess(BasePermission):
 
 class UploadSerializer(serializers.Serializer):
     image = serializers.FileField(required=False, help_text="The image file (multipart).")
-    url = serializers.CharField(required=False, max_length=2048, help_text="Or a public http(s) URL to fetch.")
+    url = serializers.CharField(
+        required=False, max_length=MAX_URL_LENGTH, help_text="Or a public http(s) URL to fetch."
+    )
 
 
 class RenditionRequestSerializer(serializers.Serializer):
@@ -128,29 +117,23 @@ class RenditionRequestSerializer(serializers.Serializer):
     mode = serializers.ChoiceField(choices=["fit", "fill"], default="fit")
 
 
-def check_declared_length(request) -> None:
-    """Refuse an over-limit body from its Content-Length, before reading it."""
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    if declared > settings.MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD:
-        raise UploadError(
-            413, "too_large", f"The upload is larger than the limit of {settings.MAX_UPLOAD_BYTES} bytes."
-        )
-
-
 def upload_from_request(request) -> Image:
     """A multipart ``image`` file, or JSON/form ``url`` to fetch."""
-    check_declared_length(request)
-    uploaded = request.FILES.get("image")
-    if uploaded is not None:
-        return create_image(request.user, uploaded)
-    url = request.data.get("url") if hasattr(request.data, "get") else None
-    if url:
-        data, name = remote.fetch(url)
-        return store_image(request.user, data, name)
-    raise UploadError(400, "missing_image", "Send a multipart field 'image', or JSON {\"url\": ...}.")
+
+    def source() -> Source | None:
+        uploaded = request.FILES.get("image")
+        if uploaded is not None:
+            return uploaded
+        url = request.data.get("url") if hasattr(request.data, "get") else None
+        return RemoteURL(url) if url else None
+
+    # A callable, so the body is parsed only once its declared length passed.
+    return accept_upload(
+        request.user,
+        source,
+        declared_length=request.META.get("CONTENT_LENGTH"),
+        missing_message="Send a multipart field 'image', or JSON {\"url\": ...}.",
+    )
 
 
 class UploadThrottleMixin:
@@ -198,13 +181,13 @@ class ImageListView(UploadThrottleMixin, APIView):
         wanted = request.query_params.get("status")
         if wanted:
             if wanted not in Image.Status.values:
-                return error_response(400, "invalid_status", f"status must be one of {', '.join(Image.Status.values)}")
+                return api_error(400, "invalid_status", f"status must be one of {', '.join(Image.Status.values)}")
             qs = qs.filter(status=wanted)
         try:
             limit = min(max(int(request.query_params.get("limit", 20)), 1), 100)
             offset = min(max(int(request.query_params.get("offset", 0)), 0), 10**9)
         except ValueError:
-            return error_response(400, "invalid_page", "limit and offset must be integers")
+            return api_error(400, "invalid_page", "limit and offset must be integers")
         total = qs.count()
         items = [image_payload(i, request) for i in qs[offset : offset + limit]]
         return Response({"count": total, "limit": limit, "offset": offset, "results": items})
@@ -322,9 +305,9 @@ class TokenView(APIView):
     def post(self, request):
         username, password = request.data.get("username"), request.data.get("password")
         if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
-            return error_response(400, "missing_credentials", "Send 'username' and 'password'.")
+            return api_error(400, "missing_credentials", "Send 'username' and 'password'.")
         user = authenticate(request._request, username=username, password=password)
         if user is None:
-            return error_response(401, "invalid_credentials", "Unknown username or wrong password.")
+            return api_error(401, "invalid_credentials", "Unknown username or wrong password.")
         token, _ = Token.objects.get_or_create(user=user)
         return Response({"token": token.key})

@@ -29,9 +29,10 @@ from urllib.parse import urljoin, urlsplit
 
 from django.conf import settings
 
-from .services import UploadError
+from .errors import BadInput, TooLarge
 
 _REDIRECTS = {301, 302, 303, 307, 308}
+MAX_URL_LENGTH = 2048
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):
@@ -66,31 +67,31 @@ def _resolve(host: str, port: int) -> str:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise UploadError(400, "bad_url", f"The host {host!r} cannot be resolved.") from exc
+        raise BadInput("bad_url", f"The host {host!r} cannot be resolved.") from exc
     addresses = sorted({info[4][0] for info in infos})
     if not addresses:
-        raise UploadError(400, "bad_url", f"The host {host!r} has no address.")
+        raise BadInput("bad_url", f"The host {host!r} has no address.")
     for address in addresses:
         if not _allowed(address):
-            raise UploadError(400, "forbidden_url", "That address is not allowed: only public internet hosts.")
+            raise BadInput("forbidden_url", "That address is not allowed: only public internet hosts.")
     return addresses[0]
 
 
 def fetch(url: str) -> tuple[bytes, str]:
-    """The image bytes and a file name for ``url``; UploadError on anything refused."""
-    if not isinstance(url, str) or len(url) > 2048:
-        raise UploadError(400, "bad_url", "'url' must be a string of at most 2048 characters.")
+    """The image bytes and a file name for ``url``; an ImageshareError (BadInput, TooLarge) on anything refused."""
+    if not isinstance(url, str) or len(url) > MAX_URL_LENGTH:
+        raise BadInput("bad_url", f"'url' must be a string of at most {MAX_URL_LENGTH} characters.")
     deadline = time.monotonic() + settings.REMOTE_FETCH_DEADLINE
     for _ in range(settings.REMOTE_FETCH_MAX_REDIRECTS + 1):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise UploadError(400, "bad_url", "Only http and https URLs with a host are accepted.")
+            raise BadInput("bad_url", "Only http and https URLs with a host are accepted.")
         if parts.username or parts.password:
-            raise UploadError(400, "bad_url", "URLs with credentials are not accepted.")
+            raise BadInput("bad_url", "URLs with credentials are not accepted.")
         try:
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError as exc:
-            raise UploadError(400, "bad_url", "The URL's port is not valid.") from exc
+            raise BadInput("bad_url", "The URL's port is not valid.") from exc
         address = _resolve(parts.hostname, port)
         cls = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
         conn = cls(parts.hostname, address, port, timeout=_timeout(deadline))
@@ -102,33 +103,31 @@ def fetch(url: str) -> tuple[bytes, str]:
             if resp.status in _REDIRECTS:
                 location = resp.getheader("Location")
                 if not location:
-                    raise UploadError(400, "bad_url", "The server redirected without a location.")
+                    raise BadInput("bad_url", "The server redirected without a location.")
                 url = urljoin(url, location)
                 continue
             if resp.status != 200:
-                raise UploadError(400, "fetch_failed", f"The server answered {resp.status}.")
+                raise BadInput("fetch_failed", f"The server answered {resp.status}.")
             declared = resp.getheader("Content-Length")
             if declared and declared.isdigit() and int(declared) > settings.MAX_UPLOAD_BYTES:
-                raise UploadError(413, "too_large", f"The image is larger than {settings.MAX_UPLOAD_BYTES} bytes.")
+                raise TooLarge("too_large", f"The image is larger than {settings.MAX_UPLOAD_BYTES} bytes.")
             data = _read_body(sock, resp, deadline)
             name = parts.path.rsplit("/", 1)[-1] or parts.hostname
             return data, name
         except (OSError, http.client.HTTPException) as exc:
             if time.monotonic() >= deadline:  # a read cut short by the deadline says so
                 _timeout(deadline)
-            raise UploadError(400, "fetch_failed", f"The image could not be fetched: {exc}") from exc
+            raise BadInput("fetch_failed", f"The image could not be fetched: {exc}") from exc
         finally:
             conn.close()
-    raise UploadError(400, "too_many_redirects", "The URL redirected too many times.")
+    raise BadInput("too_many_redirects", "The URL redirected too many times.")
 
 
 def _timeout(deadline: float) -> float:
     """The per-operation timeout, shortened to what is left of the whole fetch."""
     left = deadline - time.monotonic()
     if left <= 0:
-        raise UploadError(
-            400, "fetch_failed", f"The image took longer than {settings.REMOTE_FETCH_DEADLINE} s to fetch."
-        )
+        raise BadInput("fetch_failed", f"The image took longer than {settings.REMOTE_FETCH_DEADLINE} s to fetch.")
     return min(settings.REMOTE_FETCH_TIMEOUT, left)
 
 
@@ -144,4 +143,4 @@ def _read_body(sock, resp, deadline: float) -> bytes:
         chunks.append(chunk)
         size += len(chunk)
         if size > limit:
-            raise UploadError(413, "too_large", f"The image is larger than {limit} bytes.")
+            raise TooLarge("too_large", f"The image is larger than {limit} bytes.")

@@ -7,6 +7,10 @@
 - ``POST /api/upload`` (multipart ``username``, ``password``, ``file``).
   Both answer ``{"success": true, ...}`` or
   ``{"success": false, "error": {"code": <http status>, "message": ...}}``.
+
+Belongs here: these endpoints' HTTP, nothing else. Uploads go through
+``uploads.accept_upload`` like every other door; error shapes are
+``http_errors``'s.
 """
 
 from __future__ import annotations
@@ -23,8 +27,12 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .api import ModeAccess, UploadThrottleMixin, check_declared_length, error_response
-from .services import UploadError, create_image, image_payload, image_urls
+from .api import ModeAccess, UploadThrottleMixin
+from .errors import ImageshareError
+from .http_errors import api_error, seed_error, seed_response
+from .links import image_urls
+from .payloads import image_payload
+from .uploads import accept_upload
 
 USERNAME_MAX = 64
 
@@ -38,21 +46,21 @@ class SeedUploadView(UploadThrottleMixin, APIView):
 
     @extend_schema(exclude=True)
     def post(self, request):
-        check_declared_length(request)
-        image = create_image(request.user, request.FILES.get("image"))
+        # A callable, so the body is parsed only once its declared length passed.
+        image = accept_upload(
+            request.user,
+            lambda: request.FILES.get("image"),
+            declared_length=request.META.get("CONTENT_LENGTH"),
+        )
         body = {**image_urls(image, request), "id": str(image.id), "status": image.status}
         return Response(body, status=202)
 
     def http_method_not_allowed(self, request, *args, **kwargs):
-        return error_response(405, "method_not_allowed", f"{request.method} is not allowed here; POST an image.")
-
-
-def _fail(status: int, message: str) -> JsonResponse:
-    return JsonResponse({"success": False, "error": {"code": status, "message": message}}, status=status)
+        return api_error(405, "method_not_allowed", f"{request.method} is not allowed here; POST an image.")
 
 
 def _json_405(request):
-    return _fail(405, f"{request.method} is not allowed; use POST.")
+    return seed_error(405, f"{request.method} is not allowed; use POST.")
 
 
 # These take credentials in the form itself (no session), so no CSRF applies.
@@ -61,22 +69,22 @@ def register(request):
     if request.method != "POST":
         return _json_405(request)
     if not settings.OPEN_REGISTRATION:
-        return _fail(404, "Registration is not open on this server; ask an administrator for an account.")
+        return seed_error(404, "Registration is not open on this server; ask an administrator for an account.")
     username = request.POST.get("username", "")
     password = request.POST.get("password", "")
     if not username or not password:
-        return _fail(400, "Send form fields 'username' and 'password'.")
+        return seed_error(400, "Send form fields 'username' and 'password'.")
     if len(username) > USERNAME_MAX:
-        return _fail(400, f"The username is longer than {USERNAME_MAX} characters.")
+        return seed_error(400, f"The username is longer than {USERNAME_MAX} characters.")
     try:
         ASCIIUsernameValidator()(username)
         password_validation.validate_password(password, get_user_model()(username=username))
     except ValidationError as exc:
-        return _fail(400, " ".join(exc.messages))
+        return seed_error(400, " ".join(exc.messages))
     try:
         get_user_model().objects.create_user(username=username, password=password)
     except IntegrityError:
-        return _fail(409, "That username is taken.")
+        return seed_error(409, "That username is taken.")
     return JsonResponse({"success": True}, status=201)
 
 
@@ -87,15 +95,18 @@ def upload(request):
     username = request.POST.get("username", "")
     password = request.POST.get("password", "")
     if not username or not password:
-        return _fail(400, "Send form fields 'username', 'password' and 'file'.")
+        return seed_error(400, "Send form fields 'username', 'password' and 'file'.")
     user = authenticate(request, username=username, password=password)
     if user is None:
-        return _fail(401, "Unknown username or wrong password.")
+        return seed_error(401, "Unknown username or wrong password.")
     try:
-        check_declared_length(request)
-        image = create_image(user, request.FILES.get("file"))
-    except UploadError as exc:
-        if exc.code == "missing_image":
-            return _fail(400, "No file was sent: use the multipart field 'file'.")
-        return _fail(exc.status, exc.message)
+        # The body is parsed already (the credentials are form fields).
+        image = accept_upload(
+            user,
+            request.FILES.get("file"),
+            declared_length=request.META.get("CONTENT_LENGTH"),
+            missing_message="No file was sent: use the multipart field 'file'.",
+        )
+    except ImageshareError as exc:
+        return seed_response(exc)
     return JsonResponse({"success": True, "payload": image_payload(image, request)}, status=202)

@@ -1,4 +1,9 @@
-"""Server-rendered pages: upload, gallery, image page, account creation."""
+"""Server-rendered pages: upload, gallery, image page, account creation.
+
+Belongs here: the pages' views and forms, and Django's error handlers. The
+rules they apply are in ``uploads``, ``commands`` and ``access``; a refusal
+reaches the page through ``http_errors.show_on_page``.
+"""
 
 from __future__ import annotations
 
@@ -15,20 +20,17 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from .api import json_error_view
+from thumbnails.engine import MAX_SPEC_SIDE
+
+from .access import find_visible, is_open, owned_or_404
+from .commands import delete_image, retry_image
+from .commands import request_rendition as queue_rendition
+from .errors import ImageshareError
+from .http_errors import api_error_json, show_on_page
 from .models import Image
+from .payloads import image_payload
 from .seed import SeedUploadView
-from .services import (
-    UploadError,
-    create_image,
-    delete_image,
-    find_visible,
-    image_payload,
-    is_open,
-    owned_or_404,
-    retry_image,
-)
-from .services import request_rendition as queue_rendition
+from .uploads import accept_upload
 
 PAGE_SIZE = 24
 
@@ -43,8 +45,8 @@ class UploadForm(forms.Form):
 
 
 class RenditionForm(forms.Form):
-    width = forms.IntegerField(min_value=1, max_value=4096)
-    height = forms.IntegerField(min_value=1, max_value=4096)
+    width = forms.IntegerField(min_value=1, max_value=MAX_SPEC_SIDE)
+    height = forms.IntegerField(min_value=1, max_value=MAX_SPEC_SIDE)
     mode = forms.ChoiceField(choices=[("fit", "fit inside"), ("fill", "fill (centre crop)")])
 
 
@@ -71,12 +73,12 @@ def home(request):
     browser = _accepts(request, "text/html")
     if request.method not in ("GET", "HEAD", "POST"):
         if not browser:
-            return json_error_view(405, "method_not_allowed", f"{request.method} is not allowed here; POST an image.")
+            return api_error_json(405, "method_not_allowed", f"{request.method} is not allowed here; POST an image.")
         return render(request, "images/error.html", {"message": "Method not allowed."}, status=405)
     if request.method == "POST" and not browser:
         if _allows_json(request):
             return SeedUploadView.as_view()(request)
-        return json_error_view(406, "not_acceptable", "This endpoint answers application/json: ask for it in Accept.")
+        return api_error_json(406, "not_acceptable", "This endpoint answers application/json: ask for it in Accept.")
     if not request.user.is_authenticated and not is_open():
         return redirect_to_login(request.get_full_path())
     if request.method == "POST":
@@ -92,11 +94,10 @@ def _upload_from_form(request):
     done, last = [], None
     for upload in files:
         try:
-            last = create_image(request.user, upload)
+            last = accept_upload(request.user, upload, declared_length=None)
             done.append(upload.name)
-        except UploadError as exc:
-            messages.error(request, f"{upload.name}: {exc.message}")
-            status = exc.status
+        except ImageshareError as exc:
+            status = show_on_page(request, exc, about=upload.name)
     if not done:
         return render(request, "images/home.html", _home_context(request, UploadForm()), status=status)
     messages.success(request, f"Uploaded {', '.join(done)}; thumbnails are on their way.")
@@ -153,8 +154,8 @@ def image_page(request, image_id):
                 name, existing = queue_rendition(image, **form.cleaned_data)
                 messages.success(request, f"{name} {'is ready' if existing else 'is on its way'}.")
                 return redirect("image", image_id=image.id)
-            except UploadError as exc:
-                messages.error(request, exc.message)
+            except ImageshareError as exc:
+                show_on_page(request, exc)
     return render(
         request,
         "images/image.html",
@@ -168,8 +169,8 @@ def image_delete(request, image_id):
     image = owned_or_404(request.user, image_id)
     try:
         delete_image(image)
-    except UploadError as exc:
-        messages.error(request, exc.message)
+    except ImageshareError as exc:
+        show_on_page(request, exc)
         return redirect("image", image_id=image_id)
     messages.success(request, f"Deleted {image.original_name or 'the image'}.")
     return redirect("gallery")
@@ -181,8 +182,8 @@ def image_retry(request, image_id):
     try:
         retry_image(image)
         messages.success(request, "Trying again: the sizes appear here when they are ready.")
-    except UploadError as exc:
-        messages.error(request, exc.message)
+    except ImageshareError as exc:
+        show_on_page(request, exc)
     return redirect("image", image_id=image_id)
 
 
@@ -216,17 +217,17 @@ def account_new(request):
 def locked_out(request, *args, **kwargs):
     """django-axes' lockout answer: JSON for the API, a page for people. 429 either way."""
     if request.path.startswith("/api/") or not _accepts(request, "text/html") and request.path != "/login/":
-        return json_error_view(429, "locked_out", "Too many failed logins; try again later.")
+        return api_error_json(429, "locked_out", "Too many failed logins; try again later.")
     return render(request, "registration/locked_out.html", status=429)
 
 
 def page_not_found(request, exception=None):
     if request.path.startswith("/api/"):
-        return json_error_view(404, "not_found", "No such endpoint or object.")
+        return api_error_json(404, "not_found", "No such endpoint or object.")
     return render(request, "images/error.html", {"message": "Not found."}, status=404)
 
 
 def server_error(request):
     if request.path.startswith("/api/"):
-        return json_error_view(500, "server_error", "Something went wrong on our side; it has been logged.")
+        return api_error_json(500, "server_error", "Something went wrong on our side; it has been logged.")
     return render(request, "images/error.html", {"message": "Something went wrong on our side."}, status=500)

@@ -1,0 +1,109 @@
+"""What an owner (or staff) can do to an image once it exists: delete it, ask for a size, retry it.
+
+Belongs here: the commands on stored images, and the retry rule
+(``can_retry`` and its query side by side). Uploading is ``uploads``'s;
+finding the image and checking it is yours is ``access``'s, done by the
+caller. Refusals are ``errors`` kinds, never HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from thumbnails import engine
+
+from .errors import Conflict, Unavailable, from_engine
+from .models import Image, Rendition
+from .storage import STORAGE_ERRORS
+
+log = logging.getLogger(__name__)
+
+
+def delete_image(image: Image) -> None:
+    """Remove the S3 objects first, then the row: a failure leaves the image listed (and deletable again)."""
+    prefix = f"renditions/{image.id}/"
+    try:
+        _, files = default_storage.listdir(prefix)
+        for name in files:
+            default_storage.delete(prefix + name)
+        default_storage.delete(image.original_key)
+    except STORAGE_ERRORS as exc:
+        raise Unavailable.storage() from exc
+    image.delete()
+
+
+def request_rendition(image: Image, width: int, height: int, mode: str) -> tuple[str, Rendition | None]:
+    """Queue an extra rendition (or return it when it exists). Returns (name, rendition or None)."""
+    try:
+        spec = engine.Spec(custom_name(width, height, mode), width, height, mode)
+    except engine.InvalidSpec as exc:
+        raise from_engine(exc) from exc
+    if image.status == Image.Status.FAILED:
+        raise Conflict("image_failed", "The original could not be processed, so no rendition can be made.")
+    existing = image.renditions.filter(name=spec.name).first()
+    if existing:
+        return spec.name, existing
+    from thumbnails.tasks import make_renditions
+
+    try:
+        make_renditions.delay(str(image.id), [{"name": spec.name, "width": width, "height": height, "mode": mode}])
+    except Exception as exc:
+        raise Unavailable.queue() from exc
+    return spec.name, None
+
+
+def custom_name(width: int, height: int, mode: str) -> str:
+    return f"{width}x{height}-{mode}"
+
+
+# Failures a second attempt can cure: a worker that crashed or was killed on
+# every delivery (dead-lettered), transient errors past their retries or an
+# unexpected error, a time-out under load. The engine's refusals (corrupt,
+# unsupported, too many pixels) and lost files would fail the same way again.
+RETRYABLE_FAILURES = frozenset({"processing_crashed", "processing_error", "timeout"})
+
+
+def can_retry(image: Image) -> bool:
+    return image.status == Image.Status.FAILED and image.failure_code in RETRYABLE_FAILURES
+
+
+def retryable_images():
+    """``can_retry`` as a query: every image it holds for."""
+    return Image.objects.filter(status=Image.Status.FAILED, failure_code__in=RETRYABLE_FAILURES)
+
+
+def retry_image(image: Image) -> Image:
+    """Queue a failed image again; the original was kept for this.
+
+    1. Refuse (Conflict) unless the image failed in a way a retry can cure.
+    2. Back to pending, and queue the resize task once that is committed.
+    3. If the queue cannot be reached, put the failure back and report it
+       Unavailable: the image never sits "pending" with no message behind it.
+    """
+    if image.status != Image.Status.FAILED:
+        raise Conflict("not_failed", "Only a failed image can be retried.")
+    if not can_retry(image):
+        raise Conflict(
+            "not_retryable", f"{image.failure_reason or image.failure_code} Trying again would fail the same way."
+        )
+    from thumbnails.tasks import make_renditions
+
+    failed = {"status": image.status, "failure_code": image.failure_code, "failure_reason": image.failure_reason}
+    try:
+        with transaction.atomic():
+            now = timezone.now()
+            claimed = Image.objects.filter(pk=image.pk, status=Image.Status.FAILED).update(
+                status=Image.Status.PENDING, failure_code="", failure_reason="", enqueued_at=now, updated_at=now
+            )
+            if claimed:  # two clicks at once queue it once
+                make_renditions.delay_on_commit(str(image.id))
+    except Exception as exc:
+        log.warning("queue unavailable for retry of %s: %s", image.id, exc)
+        Image.objects.filter(pk=image.pk, status=Image.Status.PENDING).update(**failed, updated_at=timezone.now())
+        raise Unavailable.queue() from exc
+    image.refresh_from_db()
+    return image

@@ -1,0 +1,172 @@
+"""The one way in for a new image: every upload door calls ``accept_upload``.
+
+The doors: the browser form (``POST /`` from a page), the JSON API
+(``POST /api/v1/images``, a multipart file or a JSON ``url``), and the seed
+endpoints (``POST /`` for JSON clients, ``POST /api/upload``). Each door only
+picks the file (or URL) out of its request and renders the outcome; the
+rules (limits, validation, storing, queueing, undoing) are here, once.
+
+Belongs here: the upload limits and checks, reading the bytes, storing the
+original and queueing its renditions. Refusals are ``errors`` kinds; the
+door turns them into its HTTP shape (``http_errors``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeAlias
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.utils import timezone
+
+from thumbnails import engine
+
+from . import remote
+from .errors import BadInput, TooLarge, Unavailable, from_engine
+from .models import Image
+from .storage import STORAGE_ERRORS, original_key
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser
+
+log = logging.getLogger(__name__)
+
+# The limits. The byte limit itself is the MAX_UPLOAD_BYTES setting (read at
+# call time, so tests and deployments can change it); a multipart body is a
+# little larger than the file it carries, by this much at most:
+MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and the other form fields
+
+MISSING_IMAGE = "No image was sent: use the multipart field 'image'."
+
+
+@dataclass(frozen=True)
+class RemoteURL:
+    """An image to fetch from a public http(s) URL (the API's ``{"url": ...}``)."""
+
+    url: str
+
+
+# What a door hands over: an uploaded file (Django's UploadedFile) or a URL.
+Source: TypeAlias = UploadedFile | RemoteURL
+
+
+def accept_upload(
+    owner: AbstractBaseUser | AnonymousUser | None,
+    source: Source | Callable[[], Source | None] | None,
+    *,
+    declared_length: str | int | None,
+    files_in_request: int = 1,
+    missing_message: str = MISSING_IMAGE,
+) -> Image:
+    """Turn one upload from any door into a stored original and a queued resize job.
+
+    1. Refuse an over-limit declared Content-Length (``declared_length``, for
+       a request carrying ``files_in_request`` files) before the body is
+       read. So a door whose body is not parsed yet passes ``source`` as a
+       callable: the body is parsed when it is called, after this check.
+    2. No source: ``missing_image``, with the door's ``missing_message``
+       (it names the door's field).
+    3. Read the bytes: a file's size is checked before it is read into
+       memory; a URL is fetched by ``remote.fetch``, which stops at the limit.
+    4. Validate, store and queue (``_store``).
+    """
+    check_declared_length(declared_length, files_in_request)
+    picked = source() if callable(source) else source
+    if picked is None:
+        raise BadInput("missing_image", missing_message)
+    if isinstance(picked, RemoteURL):
+        data, name = remote.fetch(picked.url)
+    else:
+        data, name = _read_file(picked), picked.name or ""
+    return _store(owner, data, name)
+
+
+def check_declared_length(declared_length: str | int | None, files_in_request: int = 1) -> None:
+    """Refuse an over-limit body from its Content-Length, before reading it.
+
+    The limit is per file: a browser form may carry several photos, each
+    within MAX_UPLOAD_BYTES. An unreadable length is left to the size checks.
+    """
+    try:
+        declared = int(declared_length or 0)
+    except ValueError:
+        declared = 0
+    if declared > files_in_request * settings.MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD:
+        raise TooLarge("too_large", f"The upload is larger than the limit of {settings.MAX_UPLOAD_BYTES} bytes.")
+
+
+def check_size(size: int | None) -> None:
+    if size is not None and size > settings.MAX_UPLOAD_BYTES:
+        raise TooLarge("too_large", f"The file is {size} bytes; the limit is {settings.MAX_UPLOAD_BYTES} bytes.")
+
+
+def validate_bytes(data: bytes) -> engine.Probe:
+    """Check the size, then the decoded header (format, pixel count)."""
+    check_size(len(data))
+    if not data:
+        raise BadInput("empty_file", "The file is empty.")
+    try:
+        return engine.probe(data, max_pixels=settings.MAX_IMAGE_PIXELS)
+    except engine.EngineError as exc:
+        raise from_engine(exc) from exc
+
+
+def _read_file(uploaded: UploadedFile) -> bytes:
+    check_size(uploaded.size)  # before reading it into memory
+    uploaded.seek(0)
+    data: bytes = uploaded.read()
+    return data
+
+
+def _store(owner: AbstractBaseUser | AnonymousUser | None, data: bytes, name: str) -> Image:
+    """Store an image and queue its renditions.
+
+    1. Validate (size, format, pixels) before anything is stored.
+    2. Put the original in S3 under a fresh id.
+    3. Record the image and queue the resize task once the row is committed,
+       so a worker never looks for a row that is not there yet.
+    4. If the queue cannot be reached, undo steps 2-3 and report it
+       Unavailable (503): the user is told to retry, and nothing is left
+       half-stored.
+    """
+    probe = validate_bytes(data)
+    from thumbnails.tasks import make_renditions
+
+    image = Image(
+        owner=owner if owner is not None and owner.is_authenticated else None,
+        original_name=name[:255],
+        content_type=probe.mime,
+        width=probe.width,
+        height=probe.height,
+        byte_size=len(data),
+    )
+    image.original_key = original_key(image.id)
+    blob = ContentFile(data)
+    blob.content_type = probe.mime
+    try:
+        default_storage.save(image.original_key, blob)
+    except STORAGE_ERRORS as exc:
+        log.warning("storage unavailable for upload %s: %s", image.id, exc)
+        raise Unavailable.storage() from exc
+    try:
+        with transaction.atomic():
+            image.enqueued_at = timezone.now()
+            image.save(force_insert=True)
+            make_renditions.delay_on_commit(str(image.id))
+    except Exception as exc:
+        # The commit happened before the callback ran; undo what we can.
+        log.warning("queue unavailable for upload %s: %s", image.id, exc)
+        Image.objects.filter(pk=image.pk).delete()
+        try:
+            default_storage.delete(image.original_key)
+        except STORAGE_ERRORS:
+            log.exception("could not remove original %s", image.original_key)
+        raise Unavailable.queue() from exc
+    return image
