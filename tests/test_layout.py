@@ -30,11 +30,7 @@ LOADERS = {
         "symbol_by_name(app.events.dispatcher_cls)\n"
     ),
     # The periodic duties (`manage.py duties`), as the web nodes' service starts them.
-    "duties": (
-        "import django\n"
-        "django.setup()\n"
-        "import imageshare.console.management.commands.duties\n"
-    ),
+    "duties": ("import django\ndjango.setup()\nimport imageshare.console.management.commands.duties\n"),
 }
 
 
