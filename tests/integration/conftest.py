@@ -11,6 +11,8 @@ import requests
 from ops.devstack.stack import Stack, free_port
 
 ADMIN_PASSWORD = "integration-admin-pass"
+# /metrics answers a scraper that sends "Authorization: Bearer <this>".
+METRICS_TOKEN = "integration-metrics-token"
 
 
 def _fresh_postgres_url(url: str, name: str) -> str:
@@ -41,7 +43,11 @@ def stack(tmp_path_factory):
         concurrency=2,
         autoscale=False,  # one fixed worker: the scaling tests start their own stack
         database_url=database_url,
-        extra_env={"IMAGESHARE_ADMIN_PASSWORD": ADMIN_PASSWORD, "SQS_MAX_RECEIVE_COUNT": "3"},
+        extra_env={
+            "IMAGESHARE_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "SQS_MAX_RECEIVE_COUNT": "3",
+            "METRICS_TOKEN": METRICS_TOKEN,
+        },
         quiet=True,
     )
     try:
@@ -62,6 +68,16 @@ def api(stack):
     session.headers["Accept"] = "application/json"
     session.base = stack.web_url
     return session
+
+
+@pytest.fixture(scope="session")
+def admin_token(stack) -> str:
+    """The admin's API token (``POST /api/v1/token``), for clients that would pay an Argon2 hash per request."""
+    resp = requests.post(
+        f"{stack.web_url}/api/v1/token", data={"username": "admin", "password": ADMIN_PASSWORD}, timeout=30
+    )
+    assert resp.status_code == 200, f"{resp.status_code} {resp.text[:300]}"
+    return resp.json()["token"]
 
 
 def wait_for_status(api, image_id: str, timeout: float = 90) -> dict:
