@@ -94,7 +94,12 @@ def _upload_from_form(request):
     done, last = [], None
     for upload in files:
         try:
-            last = accept_upload(request.user, upload, declared_length=None)
+            last = accept_upload(
+                request.user,
+                upload,
+                declared_length=request.META.get("CONTENT_LENGTH"),
+                files_in_request=len(files),
+            )
             done.append(upload.name)
         except ImageshareError as exc:
             status = show_on_page(request, exc, about=upload.name)

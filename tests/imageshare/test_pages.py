@@ -55,3 +55,26 @@ def test_the_pages_stylesheet_and_script_are_served(client):
         resp = client.get(path)
         assert resp.status_code == 200, path
         assert b"".join(resp.streaming_content if resp.streaming else [resp.content])
+
+
+def test_it_refuses_a_form_post_declaring_more_than_the_limit_like_the_other_doors(client, owner, queue, settings):
+    settings.MAX_UPLOAD_BYTES = 2048
+    client.force_login(owner)
+    photo = SimpleUploadedFile("cat.jpg", make_image(32, 32), "image/jpeg")  # within the limit itself
+    padding = "x" * 70_000  # the body as a whole declares more than the limit and the multipart overhead
+    resp = client.post("/", {"image": photo, "note": padding}, HTTP_ACCEPT=BROWSER)
+    assert resp.status_code == 413
+    assert "cat.jpg: The upload is larger than the limit of 2048 bytes." in resp.content.decode()
+    assert Image.objects.count() == 0
+
+
+def test_it_allows_each_photo_of_a_multi_file_form_post_its_own_limit(client, owner, queue, settings):
+    # Without JavaScript the form posts every chosen photo at once: the
+    # declared length is checked against the limit of each file sent (three
+    # photos near the limit are more than one limit and its overhead).
+    settings.MAX_UPLOAD_BYTES = 40_000
+    client.force_login(owner)
+    photos = [SimpleUploadedFile(f"p{i}.png", make_image(100, 100, fmt="PNG") + b"\0" * 38_000) for i in range(3)]
+    resp = client.post("/", {"image": photos}, HTTP_ACCEPT=BROWSER)
+    assert resp.status_code == 302, resp.content
+    assert Image.objects.filter(owner=owner).count() == 3
