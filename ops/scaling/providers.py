@@ -18,6 +18,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ops.process import die_with_parent
+
 log = logging.getLogger(__name__)
 
 
@@ -46,6 +48,12 @@ class LocalProvider:
     ``NAME.stopping`` (we asked it to go). A restarted hook finds the pool
     from these files and the live processes. Scale-in sends SIGTERM: Celery's
     warm shutdown, which stops taking messages and finishes the tasks in hand.
+
+    A worker never outlives the hook that started it: when the hook's process
+    ends, however it ends, the kernel sends its workers SIGTERM (the same warm
+    shutdown; ``ops.process.die_with_parent``), so nothing is left running
+    once the local stack is gone, even a SIGKILLed one. A restarted hook sees
+    those workers leave and starts new ones as the policy says.
     """
 
     name = "local"
@@ -133,9 +141,16 @@ class LocalProvider:
         env = {**self.env, "IMAGESHARE_WORKER_READY_FILE": str(self.pid_dir / f"{name}.ready")}
         assert self.command_for is not None, "this LocalProvider was made without a command"
         log_file = open(self.pid_dir / f"{name}.log", "ab")
-        # Own session: the worker outlives a restart of the hook.
+        # Own session: a Ctrl-C meant for the hook's terminal does not reach
+        # the worker (the hook stops it: scale-in). It dies with the hook.
         proc = subprocess.Popen(
-            self.command_for(name), env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+            self.command_for(name),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
         log_file.close()
         # The pid with the process's start time: together they name this
