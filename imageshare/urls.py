@@ -18,6 +18,7 @@ handler500 = "imageshare.images.views.server_error"
 urlpatterns = [
     # Pages
     path("", views.home, name="home"),
+    path("upload", views.upload_form, name="upload"),
     path("gallery", views.gallery, name="gallery"),
     path("images/<uuid:image_id>", views.image_page, name="image"),
     path("images/<uuid:image_id>/delete", views.image_delete, name="image-delete"),

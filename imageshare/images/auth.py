@@ -1,7 +1,9 @@
-"""API authentication that reports a login lockout (django-axes) as 429, not 401."""
+"""API authentication: basic auth that costs one Argon2 verify, not one per request, and reports a lockout as 429."""
 
 from rest_framework import exceptions, status
 from rest_framework.authentication import BasicAuthentication
+
+from .credentials import authenticate_password
 
 
 class LockedOut(exceptions.APIException):
@@ -12,10 +14,13 @@ class LockedOut(exceptions.APIException):
 
 class LockoutAwareBasicAuthentication(BasicAuthentication):
     def authenticate_credentials(self, userid, password, request=None):
-        try:
-            return super().authenticate_credentials(userid, password, request)
-        except exceptions.AuthenticationFailed:
+        """DRF's check, through the credential cache (``credentials.authenticate_password``)."""
+        user = authenticate_password(request, userid, password)
+        if user is None:
             # axes marks the request it was given (DRF's Request) when it refuses.
             if request is not None and getattr(request, "axes_locked_out", False):
-                raise LockedOut() from None
-            raise
+                raise LockedOut()
+            raise exceptions.AuthenticationFailed("Invalid username/password.")
+        if not user.is_active:
+            raise exceptions.AuthenticationFailed("User inactive or deleted.")
+        return (user, None)

@@ -53,6 +53,14 @@ class Unavailable(ImageshareError):
         return cls("queue_unavailable", "The processing queue is unavailable; try again shortly.")
 
 
+class Overloaded(Unavailable):
+    """More work is waiting than the workers can drain soon: come back after ``retry_after`` seconds."""
+
+    def __init__(self, code: str, message: str, retry_after: int) -> None:
+        super().__init__(code, message)
+        self.retry_after = retry_after
+
+
 def from_engine(exc: engine.EngineError) -> ImageshareError:
     """The engine's refusal (its code and message kept) as the kind of error it is."""
     if isinstance(exc, engine.UnsupportedFormat):

@@ -52,8 +52,14 @@ def api_error_json(status: int, code: str, message: str) -> JsonResponse:
     return JsonResponse(_api_body(code, message), status=status)
 
 
+def retry_headers(exc: ImageshareError) -> dict[str, str] | None:
+    """``Retry-After`` for a refusal that says when to come back."""
+    retry_after = getattr(exc, "retry_after", None)
+    return {"Retry-After": str(retry_after)} if retry_after else None
+
+
 def api_response(exc: ImageshareError) -> Response:
-    return api_error(http_status(exc), exc.code, exc.message)
+    return api_error(http_status(exc), exc.code, exc.message, headers=retry_headers(exc))
 
 
 # --- the seed endpoints' shape ---------------------------------------------------------
@@ -63,7 +69,10 @@ def seed_error(status: int, message: str) -> JsonResponse:
 
 
 def seed_response(exc: ImageshareError) -> JsonResponse:
-    return seed_error(http_status(exc), exc.message)
+    response = seed_error(http_status(exc), exc.message)
+    for name, value in (retry_headers(exc) or {}).items():
+        response[name] = value
+    return response
 
 
 # --- the pages -------------------------------------------------------------------------

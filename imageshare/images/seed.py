@@ -16,18 +16,21 @@ Belongs here: these endpoints' HTTP, nothing else. Uploads go through
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.auth import authenticate, get_user_model, password_validation
+from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.validators import ASCIIUsernameValidator
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema
+from rest_framework.authentication import TokenAuthentication
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .api import ModeAccess, UploadThrottleMixin
+from .auth import LockoutAwareBasicAuthentication
+from .credentials import authenticate_password
 from .errors import ImageshareError
 from .http_errors import api_error, seed_error, seed_response
 from .links import image_urls
@@ -43,6 +46,10 @@ class SeedUploadView(UploadThrottleMixin, APIView):
     parser_classes = [MultiPartParser, FormParser]
     permission_classes = [ModeAccess]
     anonymous_methods = ("POST",)
+    # A token or basic auth, never the session cookie: this door takes no CSRF
+    # token (the documented curl line sends none), so a cookie alone must not
+    # authorise it, or any site could upload in a logged-in visitor's name.
+    authentication_classes = [TokenAuthentication, LockoutAwareBasicAuthentication]
 
     @extend_schema(exclude=True)
     def post(self, request):
@@ -96,7 +103,7 @@ def upload(request):
     password = request.POST.get("password", "")
     if not username or not password:
         return seed_error(400, "Send form fields 'username', 'password' and 'file'.")
-    user = authenticate(request, username=username, password=password)
+    user = authenticate_password(request, username, password)
     if user is None:
         return seed_error(401, "Unknown username or wrong password.")
     try:

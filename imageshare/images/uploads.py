@@ -14,6 +14,7 @@ door turns them into its HTTP shape (``http_errors``).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias
@@ -28,7 +29,7 @@ from django.utils import timezone
 from thumbnails import engine
 
 from . import remote
-from .errors import BadInput, TooLarge, Unavailable, from_engine
+from .errors import BadInput, Overloaded, TooLarge, Unavailable, from_engine
 from .models import Image
 from .storage import STORAGE_ERRORS, original_key
 
@@ -78,6 +79,7 @@ def accept_upload(
     4. Validate, store and queue (``_store``).
     """
     check_declared_length(declared_length, files_in_request)
+    check_backlog()
     picked = source() if callable(source) else source
     if picked is None:
         raise BadInput("missing_image", missing_message)
@@ -100,6 +102,37 @@ def check_declared_length(declared_length: str | int | None, files_in_request: i
         declared = 0
     if declared > files_in_request * settings.MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD:
         raise TooLarge("too_large", f"The upload is larger than the limit of {settings.MAX_UPLOAD_BYTES} bytes.")
+
+
+# The work queue's depth, read at most once per BACKLOG_READ_SECONDS per process:
+# one SQS call per upload would cost more than the upload's own enqueue.
+BACKLOG_READ_SECONDS = 2.0
+_backlog: dict[str, float] = {"visible": 0.0, "read_at": float("-inf")}
+
+
+def check_backlog() -> None:
+    """Refuse new work (503 + Retry-After) while the queue holds more than UPLOAD_BACKLOG_LIMIT messages.
+
+    Overload protection that follows what the workers can drain, instead of a
+    fixed per-user rate: nothing is stored, the client retries later. When
+    the depth cannot be read, uploads go on (enqueueing has its own undo).
+    """
+    now = time.monotonic()
+    if now - _backlog["read_at"] > BACKLOG_READ_SECONDS:
+        from imageshare.console.queues import queue_depth
+
+        try:
+            _backlog["visible"] = queue_depth()["work"]["visible"]
+        except Exception as exc:  # an unreadable depth must not refuse uploads
+            log.warning("queue depth unreadable for the backlog check: %s", exc)
+            _backlog["visible"] = 0
+        _backlog["read_at"] = now
+    if _backlog["visible"] > settings.UPLOAD_BACKLOG_LIMIT:
+        raise Overloaded(
+            "overloaded",
+            f"{int(_backlog['visible'])} images are waiting to be processed; try again shortly.",
+            retry_after=settings.UPLOAD_BACKLOG_RETRY_AFTER,
+        )
 
 
 def check_size(size: int | None) -> None:

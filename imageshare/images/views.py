@@ -18,6 +18,8 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from thumbnails.engine import MAX_SPEC_SIDE
@@ -60,30 +62,48 @@ def _allows_json(request) -> bool:
     return not accept or any(t in accept for t in ("application/json", "application/*", "*/*"))
 
 
-@require_http_methods(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
+def _asks_for_json(request) -> bool:
+    """Accept names JSON and not HTML: a script, not a browser."""
+    accept = request.headers.get("Accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+# POST / is the seed-compatible JSON door, documented with a curl line that
+# sends no CSRF token: it authenticates by token or basic auth only, never by
+# the session cookie (SeedUploadView), so lifting CSRF here opens no
+# cross-site hole. The browser's form posts to /upload, under CSRF.
+@csrf_exempt
 def home(request):
     """The home page, and the seed-compatible ``POST /`` for JSON clients.
 
-    1. A browser (its Accept names text/html) gets the page; its form posts
-       upload here.
-    2. Other clients: POST goes to the JSON endpoint when Accept allows JSON
-       (or is absent, which allows anything), else 406; other methods get a
-       JSON 405.
+    1. POST: the JSON upload door when Accept allows JSON (or is absent,
+       which allows anything), else 406.
+    2. Any other method but GET/HEAD: 405, as JSON when JSON is asked for.
+    3. GET/HEAD asking for JSON: 405 JSON (only POST means something to a
+       script here).
+    4. Otherwise the page (after login in private mode).
     """
-    browser = _accepts(request, "text/html")
-    if request.method not in ("GET", "HEAD", "POST"):
-        if not browser:
-            return api_error_json(405, "method_not_allowed", f"{request.method} is not allowed here; POST an image.")
-        return render(request, "images/error.html", {"message": "Method not allowed."}, status=405)
-    if request.method == "POST" and not browser:
+    if request.method == "POST":
         if _allows_json(request):
             return SeedUploadView.as_view()(request)
         return api_error_json(406, "not_acceptable", "This endpoint answers application/json: ask for it in Accept.")
+    if request.method not in ("GET", "HEAD") or _asks_for_json(request):
+        if _accepts(request, "text/html"):
+            return render(request, "images/error.html", {"message": "Method not allowed."}, status=405)
+        response = api_error_json(405, "method_not_allowed", f"{request.method} is not allowed here; POST an image.")
+        response["Allow"] = "GET, HEAD, POST"
+        return response
     if not request.user.is_authenticated and not is_open():
         return redirect_to_login(request.get_full_path())
-    if request.method == "POST":
-        return _upload_from_form(request)
     return render(request, "images/home.html", _home_context(request, UploadForm()))
+
+
+@require_http_methods(["POST"])
+def upload_form(request):
+    """The upload page's form (several files at once), under CSRF, through the one upload service."""
+    if not request.user.is_authenticated and not is_open():
+        return redirect_to_login(reverse("home"))
+    return _upload_from_form(request)
 
 
 def _upload_from_form(request):

@@ -19,7 +19,7 @@ def test_a_user_logs_in_uploads_and_sees_the_image_pending(client, owner, queue)
     resp = client.post("/login/", {"username": "owner", "password": "owner-pass-123"})
     assert resp.status_code == 302
     resp = client.post(
-        "/",
+        "/upload",
         {"image": SimpleUploadedFile("cat.jpg", make_image(900, 600), "image/jpeg")},
         follow=True,
         HTTP_ACCEPT=BROWSER,
@@ -34,7 +34,7 @@ def test_a_user_logs_in_uploads_and_sees_the_image_pending(client, owner, queue)
 def test_a_bad_file_gets_a_message_on_the_page_not_a_500(client, owner, queue):
     client.force_login(owner)
     resp = client.post(
-        "/", {"image": SimpleUploadedFile("x.jpg", b"not really a jpeg", "image/jpeg")}, HTTP_ACCEPT=BROWSER
+        "/upload", {"image": SimpleUploadedFile("x.jpg", b"not really a jpeg", "image/jpeg")}, HTTP_ACCEPT=BROWSER
     )
     assert resp.status_code == 415
     assert "not an image in a supported format" in resp.content.decode()
@@ -43,7 +43,9 @@ def test_a_bad_file_gets_a_message_on_the_page_not_a_500(client, owner, queue):
 
 def test_the_image_page_is_404_for_another_user(client, owner, other_user, queue):
     client.force_login(owner)
-    client.post("/", {"image": SimpleUploadedFile("cat.jpg", make_image(300, 200), "image/jpeg")}, HTTP_ACCEPT=BROWSER)
+    client.post(
+        "/upload", {"image": SimpleUploadedFile("cat.jpg", make_image(300, 200), "image/jpeg")}, HTTP_ACCEPT=BROWSER
+    )
     image = Image.objects.get(owner=owner)
     assert client.get(f"/images/{image.id}").status_code == 200
     client.force_login(other_user)
@@ -62,7 +64,7 @@ def test_it_refuses_a_form_post_declaring_more_than_the_limit_like_the_other_doo
     client.force_login(owner)
     photo = SimpleUploadedFile("cat.jpg", make_image(32, 32), "image/jpeg")  # within the limit itself
     padding = "x" * 70_000  # the body as a whole declares more than the limit and the multipart overhead
-    resp = client.post("/", {"image": photo, "note": padding}, HTTP_ACCEPT=BROWSER)
+    resp = client.post("/upload", {"image": photo, "note": padding}, HTTP_ACCEPT=BROWSER)
     assert resp.status_code == 413
     assert "cat.jpg: The upload is larger than the limit of 2048 bytes." in resp.content.decode()
     assert Image.objects.count() == 0
@@ -75,6 +77,6 @@ def test_it_allows_each_photo_of_a_multi_file_form_post_its_own_limit(client, ow
     settings.MAX_UPLOAD_BYTES = 40_000
     client.force_login(owner)
     photos = [SimpleUploadedFile(f"p{i}.png", make_image(100, 100, fmt="PNG") + b"\0" * 38_000) for i in range(3)]
-    resp = client.post("/", {"image": photos}, HTTP_ACCEPT=BROWSER)
+    resp = client.post("/upload", {"image": photos}, HTTP_ACCEPT=BROWSER)
     assert resp.status_code == 302, resp.content
     assert Image.objects.filter(owner=owner).count() == 3
