@@ -23,7 +23,8 @@ else:
 broker_transport_options = {
     "region": _s.AWS_REGION,
     "is_secure": _secure,
-    # Must match the queue's own VisibilityTimeout (set on the queue by ops/).
+    # Used by kombu only for queues it creates (none: predefined queues); the
+    # queue's own VisibilityTimeout, set by ops/, is the one SQS applies.
     "visibility_timeout": _s.SQS_VISIBILITY_TIMEOUT,
     # Long polling: fewer empty receives (cost) and quicker pick-up.
     "wait_time_seconds": 10,
@@ -51,6 +52,19 @@ task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
 task_time_limit = _s.TASK_TIME_LIMIT
 task_soft_time_limit = max(1, _s.TASK_TIME_LIMIT - 10)
+# The queue hides a received message for a short time only (a killed worker's
+# messages return within it); the worker's Consumer extends the messages it
+# holds while it holds them (ops/worker/heartbeat.py). A message is extended
+# for at most max_hold: longer than any real hold (a wait for a pool slot, a
+# retry countdown of up to a minute, the run), so a wedged worker cannot
+# hide one for ever.
+imageshare_visibility_heartbeat = {
+    "endpoint_url": _s.AWS_ENDPOINT_URL,
+    "region": _s.AWS_REGION,
+    "visibility_timeout": _s.SQS_VISIBILITY_TIMEOUT,
+    "interval": _s.SQS_VISIBILITY_HEARTBEAT_SECONDS,
+    "max_hold": 2 * _s.TASK_TIME_LIMIT + 120,
+}
 
 # SQS has no broadcast, so remote control (pidbox) cannot work on it; with
 # predefined queues kombu would refuse the pidbox queue anyway.

@@ -290,13 +290,21 @@ SQS_MAX_RECEIVE_COUNT = envint("SQS_MAX_RECEIVE_COUNT", 5, minimum=1)
 SQS_QUEUE_URL = envstr("SQS_QUEUE_URL", "") or None
 SQS_DEAD_LETTER_QUEUE_URL = envstr("SQS_DEAD_LETTER_QUEUE_URL", "") or None
 
-# The longest a resize task may run; the queue's visibility timeout must be
-# longer, or SQS hands a message still being worked on to a second worker.
+# The longest a resize task may run (Celery's hard time limit).
 TASK_TIME_LIMIT = envint("TASK_TIME_LIMIT", 120, minimum=5)
-SQS_VISIBILITY_TIMEOUT = envint("SQS_VISIBILITY_TIMEOUT", 300, minimum=1)
-if SQS_VISIBILITY_TIMEOUT <= TASK_TIME_LIMIT:
+# How long SQS hides a message once a worker has received it. Short, so the
+# messages of a worker that dies outright (kill -9, a lost instance) go to
+# another worker within this time. A live worker's heartbeat
+# (ops/worker/heartbeat.py) extends every message it holds, every
+# SQS_VISIBILITY_HEARTBEAT_SECONDS, back to this full timeout: a task may run
+# far longer (up to TASK_TIME_LIMIT) without SQS handing it out twice. Three
+# beats per timeout, so two beats in a row may fail before a message shows.
+SQS_VISIBILITY_TIMEOUT = envint("SQS_VISIBILITY_TIMEOUT", 45, minimum=1)
+SQS_VISIBILITY_HEARTBEAT_SECONDS = envint("SQS_VISIBILITY_HEARTBEAT_SECONDS", 15, minimum=1)
+if SQS_VISIBILITY_TIMEOUT < 3 * SQS_VISIBILITY_HEARTBEAT_SECONDS or SQS_VISIBILITY_TIMEOUT > 43200:
     raise ImproperlyConfigured(
-        f"SQS_VISIBILITY_TIMEOUT ({SQS_VISIBILITY_TIMEOUT}s) must be longer than TASK_TIME_LIMIT ({TASK_TIME_LIMIT}s)"
+        f"SQS_VISIBILITY_TIMEOUT ({SQS_VISIBILITY_TIMEOUT}s) must be at least 3 x SQS_VISIBILITY_HEARTBEAT_SECONDS "
+        f"({SQS_VISIBILITY_HEARTBEAT_SECONDS}s) and at most 43200 (the SQS maximum)"
     )
 
 # django-storages, S3 backend (see imageshare/images/storage.py).

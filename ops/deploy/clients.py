@@ -12,9 +12,14 @@ import boto3
 from botocore.config import Config
 
 
-def client(service: str, *, endpoint_url: str | None, region: str):
-    """A boto3 client for AWS, or for the local endpoint (moto) when one is given."""
-    kwargs = {"region_name": region, "config": Config(retries={"max_attempts": 3, "mode": "standard"})}
+def client(service: str, *, endpoint_url: str | None, region: str, config: Config | None = None):
+    """A boto3 client for AWS, or for the local endpoint (moto) when one is given.
+
+    ``config`` is merged over the defaults, e.g. shorter timeouts for a caller
+    that must not wait a minute on one call (the worker's visibility heartbeat).
+    """
+    base = Config(retries={"max_attempts": 3, "mode": "standard"})
+    kwargs = {"region_name": region, "config": base.merge(config) if config else base}
     if endpoint_url:
         kwargs.update(endpoint_url=endpoint_url, aws_access_key_id="testing", aws_secret_access_key="testing")
         if service == "s3":
@@ -47,7 +52,8 @@ def ensure_queues(
     """Create the dead-letter queue, then the work queue redriving into it.
 
     1. The DLQ keeps failed messages for 14 days (the SQS maximum) for inspection.
-    2. The work queue gets the visibility timeout (longer than any task), long
+    2. The work queue gets the visibility timeout (short: a live worker
+       extends the messages it holds, see ops/worker/heartbeat.py), long
        polling, and a RedrivePolicy: after ``max_receive_count`` receives a
        message moves to the DLQ instead of cycling forever.
     Re-running sets the same attributes: nothing is duplicated.

@@ -1,12 +1,18 @@
-"""The worker's Consumer: events on their own channel, and no message stranded at shutdown.
+"""The worker's Consumer: events on their own channel, held messages kept hidden, none stranded at shutdown.
+
+Held messages: every message the Consumer receives is tracked by the
+visibility heartbeat (``ops/worker/heartbeat.py``), which keeps it hidden on
+SQS while this worker holds it and gives back at shutdown what was never
+started. A worker killed outright extends nothing, so its messages return
+within the queue's short visibility timeout (45 s).
 
 The stranding (kombu #1819, celery #10172): a worker keeps a long poll
 (ReceiveMessage, up to ``wait_time_seconds``) open on SQS at all times. On a
 warm shutdown Celery leaves its event loop and the process exits with that
 poll still open. SQS still answers it: a message that arrives in that window
 is marked received, sent to a socket nobody reads, and stays invisible for
-the queue's whole visibility timeout (300 s here). Nothing is lost, but the
-upload waits five minutes, and the scaling hook stops workers after every
+the queue's whole visibility timeout (300 s then, 45 s now). Nothing is
+lost, but the upload waits, and the scaling hook stops workers after every
 flood, so it happens in normal operation (reproduced on the local stack:
 one upload in twelve sent while a worker stopped).
 
@@ -21,7 +27,10 @@ from __future__ import annotations
 import logging
 import time
 
+from vine import promise
+
 from ops.worker.events import EventsConsumer
+from ops.worker.heartbeat import VisibilityHeartbeat
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +46,80 @@ def _requests_in_flight(client) -> int:
     return len(curls) - len(free) + len(getattr(client, "_pending", ()))
 
 
+def _heartbeat_client(conf: dict):
+    from botocore.config import Config
+
+    from ops.deploy.clients import client
+
+    # Short timeouts and one retry: a beat must not outlast the margin between
+    # two beats and the timeout (a default client could wait minutes).
+    quick = Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"})
+    return client("sqs", endpoint_url=conf.get("endpoint_url"), region=conf["region"], config=quick)
+
+
 class WorkerConsumer(EventsConsumer):
+    heartbeat: VisibilityHeartbeat | None = None
+
+    def create_task_handler(self, promise=promise):
+        """Celery's handler for each received message, with the message tracked by the heartbeat first."""
+        handle = super().create_task_handler(promise)
+        heartbeat = self.start_heartbeat()
+        if heartbeat is None:
+            return handle
+
+        def on_task_received(message):
+            heartbeat.track(message)
+            return handle(message)
+
+        return on_task_received
+
+    def start_heartbeat(self) -> VisibilityHeartbeat | None:
+        """One heartbeat per worker process, kept across Consumer restarts (a lost connection)."""
+        conf = self.app.conf.get("imageshare_visibility_heartbeat")
+        if not conf:
+            return None
+        if self.heartbeat is None:
+            self.heartbeat = VisibilityHeartbeat(
+                _heartbeat_client(conf),
+                visibility_timeout=conf["visibility_timeout"],
+                interval=conf["interval"],
+                max_hold=conf["max_hold"],
+            )
+            self.heartbeat.start()
+            log.info(
+                "visibility heartbeat: held messages extended to %ss every %ss",
+                conf["visibility_timeout"],
+                conf["interval"],
+            )
+        return self.heartbeat
+
     def stop(self):
         self.release_open_receives()
         super().stop()
+
+    def shutdown(self):
+        """After the pool has finished (warm) or been terminated (cold): give back what is still held.
+
+        Celery calls this once every worker step has stopped, so the tasks in
+        hand are done and acknowledged; a message still held was prefetched
+        and never started. kombu's channel close would make it visible only
+        after ``wait_time_seconds``; the heartbeat releases it at once. The
+        thread is stopped first, so it cannot extend a message after that.
+        """
+        heartbeat = self.heartbeat
+        if heartbeat is not None:
+            heartbeat.stop()
+        try:
+            super().shutdown()
+        finally:
+            if heartbeat is not None:
+                try:
+                    released = heartbeat.release()
+                    if released:
+                        log.info("released %d prefetched message(s) at shutdown", released)
+                except Exception:  # best effort: SQS shows them again after the timeout anyway
+                    log.warning("could not release held messages at shutdown", exc_info=True)
+                log.info(heartbeat.summary())
 
     def release_open_receives(self) -> None:
         """Let the open long poll return, so kombu can give back what it brings.
