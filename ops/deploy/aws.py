@@ -24,15 +24,12 @@ import json
 import secrets
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
+from functools import partial
 
 from botocore.exceptions import WaiterError
 
 from ops.deploy.clients import client, ensure_queues, every
 
-ROOT = Path(__file__).resolve().parent.parent
-APP_DIR = "/opt/imageshare"
-PYTHON = f"{APP_DIR}/.venv/bin/python"
 TAG = "imageshare:stack"
 
 # IAM actions AWS does not scope to a resource (no resource-level
@@ -66,21 +63,93 @@ class Config:
     max_receive_count: int = 5
     database_url: str = ""  # stored in SSM; empty: a placeholder the operator must replace
 
+    # --- every resource name, derived here and nowhere else -------------------
+    # deploy finds what exists by these names and destroy removes by them, so a
+    # name spelt twice could drift and leave a resource behind.
+    def name(self, suffix: str) -> str:
+        return f"{self.stack}-{suffix}"
+
     @property
     def bucket(self) -> str:
-        return f"{self.stack}-media"
+        return self.name("media")
 
     @property
     def queue(self) -> str:
-        return f"{self.stack}-thumbnails"
+        return self.name("thumbnails")
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.queue}-dlq"
+
+    @property
+    def dlq_alarm(self) -> str:
+        return self.name("dlq-not-empty")
+
+    @property
+    def age_alarm(self) -> str:
+        return self.name("oldest-message-age")
+
+    @property
+    def parameter_prefix(self) -> str:
+        return f"/{self.stack}/"
+
+    def parameter(self, key: str) -> str:
+        return self.parameter_prefix + key
+
+    @property
+    def roles(self) -> dict[str, str]:
+        """IAM role by tier; each has an instance profile of the same name."""
+        return {"worker": self.name("worker"), "web": self.name("web")}
+
+    @property
+    def role_policy(self) -> str:
+        """The inline policy on each role."""
+        return "imageshare"
+
+    @property
+    def security_groups(self) -> dict[str, str]:
+        return {"alb": self.name("alb"), "web": self.name("web"), "workers": self.name("workers")}
+
+    @property
+    def launch_templates(self) -> dict[str, str]:
+        return {"worker": self.name("worker"), "web": self.name("web")}
+
+    @property
+    def groups(self) -> dict[str, str]:
+        """Auto Scaling group by tier."""
+        return {"workers": self.name("workers"), "web": self.name("web")}
+
+    @property
+    def drain_hook(self) -> str:
+        return self.name("drain")
+
+    @property
+    def tracking_policy(self) -> str:
+        return self.name("backlog-tracking")
+
+    @property
+    def load_balancer(self) -> str:
+        return self.name("alb")
+
+    @property
+    def target_groups(self) -> dict[str, str]:
+        return {"web": self.name("web"), "flower": self.name("flower")}
 
     @property
     def cdn_comment(self) -> str:
         """How the stack's CloudFront distribution is found: CloudFront has no names."""
         return f"imageshare {self.stack} renditions"
 
-    def name(self, suffix: str) -> str:
-        return f"{self.stack}-{suffix}"
+    @property
+    def cdn_reference(self) -> str:
+        return self.name("cdn")
+
+    @property
+    def origin_access_control(self) -> str:
+        return self.name("oac")
+
+    def baked_ami(self, token: str) -> str:
+        return self.name(f"worker-{token}")
 
 
 @dataclass
@@ -126,7 +195,7 @@ class Deployment:
         return f"arn:aws:autoscaling:{self.cfg.region}:{self.account}:autoScalingGroup:*:autoScalingGroupName/{name}"
 
     def params_arn(self):
-        return f"arn:aws:ssm:{self.cfg.region}:{self.account}:parameter/{self.cfg.stack}/*"
+        return f"arn:aws:ssm:{self.cfg.region}:{self.account}:parameter{self.cfg.parameter_prefix}*"
 
 
 # --- S3 --------------------------------------------------------------------------
@@ -252,30 +321,54 @@ def _ensure_s3_setting(d, kind, read, wanted, write, exists) -> None:
         write()
 
 
+def refuse_to_delete_images(d: Deployment, delete_data: bool) -> None:
+    """destroy's first step, before anything is removed: users' images go only when asked."""
+    s3, b = d.c("s3"), d.cfg.bucket
+    if b in {x["Name"] for x in s3.list_buckets().get("Buckets", [])}:
+        objects = s3.list_objects_v2(Bucket=b).get("Contents", [])
+        if objects and not delete_data:
+            raise SystemExit(
+                f"bucket {b} holds {len(objects)}+ objects (users' images); pass --delete-data to remove them"
+            )
+
+
+def remove_bucket(d: Deployment) -> list[str]:
+    s3, b = d.c("s3"), d.cfg.bucket
+    if b not in {x["Name"] for x in s3.list_buckets().get("Buckets", [])}:
+        return []
+    while True:
+        objects = s3.list_objects_v2(Bucket=b).get("Contents", [])
+        if not objects:
+            break
+        s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": o["Key"]} for o in objects]})
+    s3.delete_bucket(Bucket=b)
+    return [f"s3:bucket {b}"]
+
+
 # --- SQS and alarms --------------------------------------------------------------
 def ensure_queues_and_alarms(d: Deployment) -> None:
     sqs, cw = d.c("sqs"), d.c("cloudwatch")
     names = {q.rsplit("/", 1)[-1] for q in every(sqs, "list_queues", "QueueUrls[]", QueueNamePrefix=d.cfg.stack)}
-    for name in (f"{d.cfg.queue}-dlq", d.cfg.queue):
+    for name in (d.cfg.dlq, d.cfg.queue):
         d.record("sqs:queue", name, "ok" if name in names else "create")
     if not d.dry_run:
         url, dlq_url = ensure_queues(
             sqs,
             d.cfg.queue,
-            f"{d.cfg.queue}-dlq",
+            d.cfg.dlq,
             visibility_timeout=d.cfg.visibility_timeout,
             max_receive_count=d.cfg.max_receive_count,
             wait_seconds=20,
         )
         d.outputs.update(queue_url=url, dead_letter_queue_url=dlq_url)
     alarms = {
-        d.cfg.name("dlq-not-empty"): dict(
+        d.cfg.dlq_alarm: dict(
             MetricName="ApproximateNumberOfMessagesVisible",
-            Dimensions=[{"Name": "QueueName", "Value": f"{d.cfg.queue}-dlq"}],
+            Dimensions=[{"Name": "QueueName", "Value": d.cfg.dlq}],
             Threshold=0,
             AlarmDescription="Messages failed processing max-receive times and wait in the dead-letter queue.",
         ),
-        d.cfg.name("oldest-message-age"): dict(
+        d.cfg.age_alarm: dict(
             MetricName="ApproximateAgeOfOldestMessage",
             Dimensions=[{"Name": "QueueName", "Value": d.cfg.queue}],
             Threshold=600,
@@ -299,12 +392,24 @@ def ensure_queues_and_alarms(d: Deployment) -> None:
             )
 
 
+def remove_queues_and_alarms(d: Deployment) -> list[str]:
+    sqs, cw = d.c("sqs"), d.c("cloudwatch")
+    removed = []
+    alarms = [a["AlarmName"] for a in every(cw, "describe_alarms", "MetricAlarms[]", AlarmNamePrefix=d.cfg.stack)]
+    if alarms:
+        cw.delete_alarms(AlarmNames=alarms)
+        removed += [f"cloudwatch:alarm {a}" for a in alarms]
+    for url in every(sqs, "list_queues", "QueueUrls[]", QueueNamePrefix=d.cfg.queue):
+        sqs.delete_queue(QueueUrl=url)
+        removed.append(f"sqs:queue {url.rsplit('/', 1)[-1]}")
+    return removed
+
+
 # --- configuration in SSM --------------------------------------------------------
 def ensure_parameters(d: Deployment) -> None:
     """App settings for the instances; secrets as SecureString, generated once and never overwritten."""
     ssm = d.c("ssm")
-    prefix = f"/{d.cfg.stack}/"
-    current = {p["Name"] for p in _all_parameters(ssm, prefix)}
+    current = {p["Name"] for p in _all_parameters(ssm, d.cfg.parameter_prefix)}
     plain = {
         "IMAGESHARE_ENV": "production",
         "IMAGESHARE_MODE": d.cfg.mode,
@@ -314,7 +419,7 @@ def ensure_parameters(d: Deployment) -> None:
         "SQS_QUEUE_URL": d.outputs.get("queue_url", ""),
         "SQS_VISIBILITY_TIMEOUT": str(d.cfg.visibility_timeout),
         "TASK_TIME_LIMIT": str(d.cfg.task_time_limit),
-        "ASG_NAME": d.cfg.name("workers"),
+        "ASG_NAME": d.cfg.groups["workers"],
     }
     if d.outputs.get("cdn_url"):
         plain["CDN_BASE_URL"] = d.outputs["cdn_url"]
@@ -325,18 +430,26 @@ def ensure_parameters(d: Deployment) -> None:
         "DATABASE_URL": lambda: d.cfg.database_url or "postgres://REPLACE-ME@db.internal:5432/imageshare",
     }
     for key, value in plain.items():
-        name = prefix + key
+        name = d.cfg.parameter(key)
         same = name in current and ssm.get_parameter(Name=name)["Parameter"]["Value"] == value
         if d.record("ssm:parameter", name, "ok" if same else ("update" if name in current else "create")):
             ssm.put_parameter(Name=name, Value=value or "-", Type="String", Overwrite=True)
     for key, make in secret.items():
-        name = prefix + key
+        name = d.cfg.parameter(key)
         if d.record("ssm:parameter", name, "ok" if name in current else "create", "SecureString"):
             ssm.put_parameter(Name=name, Value=make(), Type="SecureString")
 
 
 def _all_parameters(ssm, prefix):
     return every(ssm, "get_parameters_by_path", "Parameters[]", Path=prefix, Recursive=True)
+
+
+def remove_parameters(d: Deployment) -> list[str]:
+    ssm = d.c("ssm")
+    params = [p["Name"] for p in _all_parameters(ssm, d.cfg.parameter_prefix)]
+    for i in range(0, len(params), 10):  # the API's limit per call
+        ssm.delete_parameters(Names=params[i : i + 10])
+    return [f"ssm:parameter {p}" for p in params]
 
 
 # --- IAM -------------------------------------------------------------------------
@@ -396,7 +509,7 @@ def worker_policy(d: Deployment) -> dict:
                     "autoscaling:CompleteLifecycleAction",
                     "autoscaling:RecordLifecycleActionHeartbeat",
                 ],
-                "Resource": [d.group_arn(d.cfg.name("workers"))],
+                "Resource": [d.group_arn(d.cfg.groups["workers"])],
             },
             _read_config(d),
             {
@@ -431,13 +544,13 @@ def web_policy(d: Deployment) -> dict:
                 "Sid": "EnqueueAndWatchQueues",
                 "Effect": "Allow",
                 "Action": ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
-                "Resource": [d.queue_arn(q), d.queue_arn(f"{q}-dlq")],
+                "Resource": [d.queue_arn(q), d.queue_arn(d.cfg.dlq)],
             },
             {
                 "Sid": "ScaleWorkers",
                 "Effect": "Allow",
                 "Action": ["autoscaling:SetDesiredCapacity"],
-                "Resource": [d.group_arn(d.cfg.name("workers"))],
+                "Resource": [d.group_arn(d.cfg.groups["workers"])],
             },
             _read_config(d),
             {
@@ -461,7 +574,7 @@ def ensure_roles(d: Deployment) -> None:
     iam = d.c("iam")
     roles = {r["RoleName"] for r in every(iam, "list_roles", "Roles[]")}
     profiles = {p["InstanceProfileName"] for p in every(iam, "list_instance_profiles", "InstanceProfiles[]")}
-    for role, policy in ((d.cfg.name("worker"), worker_policy(d)), (d.cfg.name("web"), web_policy(d))):
+    for role, policy in ((d.cfg.roles["worker"], worker_policy(d)), (d.cfg.roles["web"], web_policy(d))):
         if d.record("iam:role", role, "ok" if role in roles else "create"):
             iam.create_role(
                 RoleName=role, AssumeRolePolicyDocument=json.dumps(EC2_TRUST), Tags=[{"Key": TAG, "Value": d.cfg.stack}]
@@ -469,16 +582,38 @@ def ensure_roles(d: Deployment) -> None:
         current = None
         if role in roles:
             try:
-                current = iam.get_role_policy(RoleName=role, PolicyName="imageshare")["PolicyDocument"]
+                current = iam.get_role_policy(RoleName=role, PolicyName=d.cfg.role_policy)["PolicyDocument"]
                 current = json.loads(current) if isinstance(current, str) else current
             except iam.exceptions.NoSuchEntityException:
                 current = None
         action = "ok" if current == policy else ("update" if current else "create")
         if d.record("iam:role-policy", role, action):
-            iam.put_role_policy(RoleName=role, PolicyName="imageshare", PolicyDocument=json.dumps(policy))
+            iam.put_role_policy(RoleName=role, PolicyName=d.cfg.role_policy, PolicyDocument=json.dumps(policy))
         if d.record("iam:instance-profile", role, "ok" if role in profiles else "create"):
             iam.create_instance_profile(InstanceProfileName=role)
             iam.add_role_to_instance_profile(InstanceProfileName=role, RoleName=role)
+
+
+def remove_roles(d: Deployment) -> list[str]:
+    iam = d.c("iam")
+    removed = []
+    for role in d.cfg.roles.values():
+        try:
+            iam.remove_role_from_instance_profile(InstanceProfileName=role, RoleName=role)
+        except iam.exceptions.NoSuchEntityException:
+            pass
+        try:
+            iam.delete_instance_profile(InstanceProfileName=role)
+            removed.append(f"iam:instance-profile {role}")
+        except iam.exceptions.NoSuchEntityException:
+            pass
+        try:
+            iam.delete_role_policy(RoleName=role, PolicyName=d.cfg.role_policy)
+            iam.delete_role(RoleName=role)
+            removed.append(f"iam:role {role}")
+        except iam.exceptions.NoSuchEntityException:
+            pass
+    return removed
 
 
 # --- network -----------------------------------------------------------------------
@@ -496,12 +631,13 @@ def ensure_network(d: Deployment) -> None:
             ec2, "describe_security_groups", "SecurityGroups[]", Filters=[{"Name": "vpc-id", "Values": [vpc]}]
         )
     }
-    for suffix, description in (
-        ("alb", "imageshare load balancer"),
-        ("web", "imageshare web tier"),
-        ("workers", "imageshare workers: no inbound"),
-    ):
-        name = d.cfg.name(suffix)
+    descriptions = {
+        "alb": "imageshare load balancer",
+        "web": "imageshare web tier",
+        "workers": "imageshare workers: no inbound",
+    }
+    for suffix, name in d.cfg.security_groups.items():
+        description = descriptions[suffix]
         if d.record("ec2:security-group", name, "ok" if name in groups else "create"):
             groups[name] = ec2.create_security_group(GroupName=name, Description=description, VpcId=vpc)["GroupId"]
         d.outputs[f"sg_{suffix}"] = groups.get(name, "")
@@ -548,8 +684,24 @@ def _ensure_ingress(d, suffix, permissions):
             tuple(sorted(r["CidrIp"] for r in perm.get("IpRanges", []))),
             tuple(sorted(g["GroupId"] for g in perm.get("UserIdGroupPairs", []))),
         )
-        if d.record("ec2:ingress", f"{d.cfg.name(suffix)}:{perm['FromPort']}", "ok" if key in have else "create"):
+        name = f"{d.cfg.security_groups[suffix]}:{perm['FromPort']}"
+        if d.record("ec2:ingress", name, "ok" if key in have else "create"):
             ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[perm])
+
+
+def remove_network(d: Deployment) -> list[str]:
+    """The stack's security groups; first every rule, since the web group's rules name the ALB's."""
+    ec2 = d.c("ec2")
+    names = d.cfg.security_groups.values()
+    for g in every(ec2, "describe_security_groups", "SecurityGroups[]"):
+        if g["GroupName"] in names and g["IpPermissions"]:
+            ec2.revoke_security_group_ingress(GroupId=g["GroupId"], IpPermissions=g["IpPermissions"])
+    removed = []
+    for g in every(ec2, "describe_security_groups", "SecurityGroups[]"):
+        if g["GroupName"] in names:
+            ec2.delete_security_group(GroupId=g["GroupId"])
+            removed.append(f"ec2:security-group {g['GroupName']}")
+    return removed
 
 
 # --- instances -------------------------------------------------------------------
@@ -558,7 +710,7 @@ def default_image(d: Deployment) -> str:
         return d.cfg.image_id
     ssm = d.c("ssm")
     try:
-        return ssm.get_parameter(Name=f"/{d.cfg.stack}/WORKER_AMI")["Parameter"]["Value"]
+        return ssm.get_parameter(Name=d.cfg.parameter("WORKER_AMI"))["Parameter"]["Value"]
     except ssm.exceptions.ParameterNotFound:
         pass
     images = d.c("ec2").describe_images(
@@ -572,7 +724,7 @@ def default_image(d: Deployment) -> str:
 def _launch_templates(ec2, cfg) -> list[dict]:
     # By name: moto returns only the first 15 templates of an unfiltered
     # listing, without a token for the rest.
-    names = [cfg.name("worker"), cfg.name("web")]
+    names = list(cfg.launch_templates.values())
     return ec2.describe_launch_templates(Filters=[{"Name": "launch-template-name", "Values": names}])["LaunchTemplates"]
 
 
@@ -581,12 +733,11 @@ def ensure_launch_templates(d: Deployment) -> None:
 
     ec2 = d.c("ec2")
     existing = {t["LaunchTemplateName"] for t in _launch_templates(d.c("ec2"), d.cfg)}
-    for role in ("worker", "web"):
-        name = d.cfg.name(role)
+    for role, name in d.cfg.launch_templates.items():
         data = {
             "ImageId": default_image(d),
             "InstanceType": d.cfg.instance_type,
-            "IamInstanceProfile": {"Name": d.cfg.name(role)},
+            "IamInstanceProfile": {"Name": d.cfg.roles[role]},
             "SecurityGroupIds": [d.outputs.get(f"sg_{'workers' if role == 'worker' else 'web'}", "")],
             "UserData": user_data(d.cfg, role, encoded=True),
             "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},  # IMDSv2 only
@@ -611,10 +762,20 @@ def ensure_launch_templates(d: Deployment) -> None:
             ec2.create_launch_template(LaunchTemplateName=name, LaunchTemplateData=data)
 
 
+def remove_launch_templates(d: Deployment) -> list[str]:
+    ec2 = d.c("ec2")
+    removed = []
+    for t in _launch_templates(ec2, d.cfg):
+        if t["LaunchTemplateName"] in d.cfg.launch_templates.values():
+            ec2.delete_launch_template(LaunchTemplateName=t["LaunchTemplateName"])
+            removed.append(f"ec2:launch-template {t['LaunchTemplateName']}")
+    return removed
+
+
 def ensure_load_balancer(d: Deployment) -> None:
     """ALB -> web instances on 8000 (health check /healthz), and 5555 -> Flower for the admin CIDR."""
     elb = d.c("elbv2")
-    name = d.cfg.name("alb")
+    name = d.cfg.load_balancer
     lbs = {lb["LoadBalancerName"]: lb for lb in every(elb, "describe_load_balancers", "LoadBalancers[]")}
     if d.record("elbv2:load-balancer", name, "ok" if name in lbs else "create"):
         lb = elb.create_load_balancer(
@@ -635,7 +796,7 @@ def ensure_load_balancer(d: Deployment) -> None:
     }
     listeners = {ls["Port"] for ls in elb.describe_listeners(LoadBalancerArn=lb_arn)["Listeners"]}
     for suffix, port, check in (("web", 8000, "/healthz"), ("flower", 5555, "/healthcheck")):
-        tg = d.cfg.name(suffix)
+        tg = d.cfg.target_groups[suffix]
         if d.record("elbv2:target-group", tg, "ok" if tg in groups else "create"):
             groups[tg] = elb.create_target_group(
                 Name=tg,
@@ -656,6 +817,23 @@ def ensure_load_balancer(d: Deployment) -> None:
         d.outputs[f"tg_{suffix}"] = groups.get(tg, "")
 
 
+def remove_load_balancer(d: Deployment) -> list[str]:
+    """The listeners and the load balancer, then the target groups they forwarded to."""
+    elb = d.c("elbv2")
+    removed = []
+    for lb in every(elb, "describe_load_balancers", "LoadBalancers[]"):
+        if lb["LoadBalancerName"] == d.cfg.load_balancer:
+            for ls in elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]:
+                elb.delete_listener(ListenerArn=ls["ListenerArn"])
+            elb.delete_load_balancer(LoadBalancerArn=lb["LoadBalancerArn"])
+            removed.append(f"elbv2:load-balancer {lb['LoadBalancerName']}")
+    for tg in every(elb, "describe_target_groups", "TargetGroups[]"):
+        if tg["TargetGroupName"] in d.cfg.target_groups.values():
+            elb.delete_target_group(TargetGroupArn=tg["TargetGroupArn"])
+            removed.append(f"elbv2:target-group {tg['TargetGroupName']}")
+    return removed
+
+
 def ensure_groups(d: Deployment) -> None:
     """The workers' group (with the drain hook) and the web group behind the load balancer."""
     asg = d.c("autoscaling")
@@ -665,17 +843,20 @@ def ensure_groups(d: Deployment) -> None:
             asg,
             "describe_auto_scaling_groups",
             "AutoScalingGroups[]",
-            AutoScalingGroupNames=[d.cfg.name("workers"), d.cfg.name("web")],
+            AutoScalingGroupNames=list(d.cfg.groups.values()),
         )
     }
     specs = {
-        d.cfg.name("workers"): dict(
-            MinSize=d.cfg.workers_min, MaxSize=d.cfg.workers_max, template=d.cfg.name("worker"), targets=[]
+        d.cfg.groups["workers"]: dict(
+            MinSize=d.cfg.workers_min,
+            MaxSize=d.cfg.workers_max,
+            template=d.cfg.launch_templates["worker"],
+            targets=[],
         ),
-        d.cfg.name("web"): dict(
+        d.cfg.groups["web"]: dict(
             MinSize=1,
             MaxSize=2,
-            template=d.cfg.name("web"),
+            template=d.cfg.launch_templates["web"],
             targets=[d.outputs.get("tg_web"), d.outputs.get("tg_flower")],
         ),
     }
@@ -702,13 +883,13 @@ def ensure_groups(d: Deployment) -> None:
                 asg.update_auto_scaling_group(
                     AutoScalingGroupName=name, MinSize=spec["MinSize"], MaxSize=spec["MaxSize"]
                 )
-    workers = d.cfg.name("workers")
+    workers = d.cfg.groups["workers"]
     hooks = (
         {h["LifecycleHookName"] for h in asg.describe_lifecycle_hooks(AutoScalingGroupName=workers)["LifecycleHooks"]}
         if workers in existing
         else set()
     )
-    hook = d.cfg.name("drain")
+    hook = d.cfg.drain_hook
     if d.record("autoscaling:lifecycle-hook", hook, "ok" if hook in hooks else "create", "EC2_INSTANCE_TERMINATING"):
         asg.put_lifecycle_hook(
             LifecycleHookName=hook,
@@ -720,6 +901,17 @@ def ensure_groups(d: Deployment) -> None:
     if d.cfg.native_scaling:
         ensure_target_tracking(d, workers)
     d.outputs["workers_group"] = workers
+
+
+def remove_groups(d: Deployment) -> list[str]:
+    """Force-deleted: their instances terminate (the lifecycle hook and policies go with them)."""
+    asg = d.c("autoscaling")
+    removed = []
+    for name in d.cfg.groups.values():
+        if asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]:
+            asg.delete_auto_scaling_group(AutoScalingGroupName=name, ForceDelete=True)
+            removed.append(f"autoscaling:group {name}")
+    return removed
 
 
 def backlog_metric_math(d: Deployment, group: str) -> dict:
@@ -759,7 +951,7 @@ def backlog_metric_math(d: Deployment, group: str) -> dict:
 
 def ensure_target_tracking(d: Deployment, group: str) -> None:
     asg = d.c("autoscaling")
-    name = d.cfg.name("backlog-tracking")
+    name = d.cfg.tracking_policy
     have = {p["PolicyName"] for p in asg.describe_policies(AutoScalingGroupName=group)["ScalingPolicies"]}
     if d.record(
         "autoscaling:policy", name, "ok" if name in have else "create", "target tracking on backlog per instance"
@@ -787,13 +979,13 @@ def ensure_cdn(d: Deployment) -> None:
     elif d.record("cloudfront:distribution", comment, "create"):
         # An earlier run may have made the access control and stopped before
         # the distribution: reuse it (its name is unique in the account).
-        found = [o["Id"] for o in _origin_access_controls(cf) if o["Name"] == d.cfg.name("oac")]
+        found = [o["Id"] for o in _origin_access_controls(cf) if o["Name"] == d.cfg.origin_access_control]
         oac = (
             found[0]
             if found
             else cf.create_origin_access_control(
                 OriginAccessControlConfig={
-                    "Name": d.cfg.name("oac"),
+                    "Name": d.cfg.origin_access_control,
                     "SigningProtocol": "sigv4",
                     "SigningBehavior": "always",
                     "OriginAccessControlOriginType": "s3",
@@ -803,7 +995,7 @@ def ensure_cdn(d: Deployment) -> None:
         origin = f"{d.cfg.bucket}.s3.{d.cfg.region}.amazonaws.com"
         dist = cf.create_distribution(
             DistributionConfig={
-                "CallerReference": d.cfg.name("cdn"),
+                "CallerReference": d.cfg.cdn_reference,
                 "Comment": comment,
                 "Enabled": True,
                 "Origins": {
@@ -836,7 +1028,7 @@ def _origin_access_controls(cf) -> list[dict]:
     return every(cf, "list_origin_access_controls", "OriginAccessControlList.Items[]")
 
 
-def destroy_cdn(d: Deployment, wait_delay: int = 30, wait_attempts: int = 40) -> list[str]:
+def remove_cdn(d: Deployment, wait_delay: int = 30, wait_attempts: int = 40) -> list[str]:
     """Remove the stack's CloudFront distribution and its origin access control.
 
     1. Find the distribution by its comment (``Config.cdn_comment``).
@@ -868,7 +1060,7 @@ def destroy_cdn(d: Deployment, wait_delay: int = 30, wait_attempts: int = 40) ->
         cf.delete_distribution(Id=dist["Id"], IfMatch=cf.get_distribution(Id=dist["Id"])["ETag"])
         removed.append(f"cloudfront:distribution {dist['Id']}")
     for oac in _origin_access_controls(cf):
-        if oac["Name"] == d.cfg.name("oac"):
+        if oac["Name"] == d.cfg.origin_access_control:
             etag = cf.get_origin_access_control(Id=oac["Id"])["ETag"]
             cf.delete_origin_access_control(Id=oac["Id"], IfMatch=etag)
             removed.append(f"cloudfront:origin-access-control {oac['Name']}")
@@ -899,90 +1091,29 @@ def deploy(cfg: Config, dry_run: bool = False) -> Deployment:
 def destroy(cfg: Config, delete_data: bool = False, cdn_wait_delay: int = 30) -> list[str]:
     """Remove everything deploy made, in reverse order. Refuses a bucket with images unless delete_data."""
     d = Deployment(cfg)
-    removed = []
-    asg, ec2, elb, iam, ssm, sqs, cw, s3 = (
-        d.c(s) for s in ("autoscaling", "ec2", "elbv2", "iam", "ssm", "sqs", "cloudwatch", "s3")
-    )
-    b = cfg.bucket
-    if b in {x["Name"] for x in s3.list_buckets().get("Buckets", [])}:
-        objects = s3.list_objects_v2(Bucket=b).get("Contents", [])
-        if objects and not delete_data:
-            raise SystemExit(
-                f"bucket {b} holds {len(objects)}+ objects (users' images); pass --delete-data to remove them"
-            )
-    for name in (cfg.name("workers"), cfg.name("web")):
-        if asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]:
-            asg.delete_auto_scaling_group(AutoScalingGroupName=name, ForceDelete=True)
-            removed.append(f"autoscaling:group {name}")
-    for lb in every(elb, "describe_load_balancers", "LoadBalancers[]"):
-        if lb["LoadBalancerName"] == cfg.name("alb"):
-            for ls in elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]:
-                elb.delete_listener(ListenerArn=ls["ListenerArn"])
-            elb.delete_load_balancer(LoadBalancerArn=lb["LoadBalancerArn"])
-            removed.append(f"elbv2:load-balancer {lb['LoadBalancerName']}")
-    for tg in every(elb, "describe_target_groups", "TargetGroups[]"):
-        if tg["TargetGroupName"] in (cfg.name("web"), cfg.name("flower")):
-            elb.delete_target_group(TargetGroupArn=tg["TargetGroupArn"])
-            removed.append(f"elbv2:target-group {tg['TargetGroupName']}")
-    for t in _launch_templates(ec2, cfg):
-        if t["LaunchTemplateName"] in (cfg.name("worker"), cfg.name("web")):
-            ec2.delete_launch_template(LaunchTemplateName=t["LaunchTemplateName"])
-            removed.append(f"ec2:launch-template {t['LaunchTemplateName']}")
-    for g in every(ec2, "describe_security_groups", "SecurityGroups[]"):
-        if g["GroupName"] in (cfg.name("web"), cfg.name("workers"), cfg.name("alb")):
-            if g["IpPermissions"]:
-                ec2.revoke_security_group_ingress(GroupId=g["GroupId"], IpPermissions=g["IpPermissions"])
-    for g in every(ec2, "describe_security_groups", "SecurityGroups[]"):
-        if g["GroupName"] in (cfg.name("web"), cfg.name("workers"), cfg.name("alb")):
-            ec2.delete_security_group(GroupId=g["GroupId"])
-            removed.append(f"ec2:security-group {g['GroupName']}")
-    for role in (cfg.name("worker"), cfg.name("web")):
-        try:
-            iam.remove_role_from_instance_profile(InstanceProfileName=role, RoleName=role)
-        except iam.exceptions.NoSuchEntityException:
-            pass
-        try:
-            iam.delete_instance_profile(InstanceProfileName=role)
-            removed.append(f"iam:instance-profile {role}")
-        except iam.exceptions.NoSuchEntityException:
-            pass
-        try:
-            iam.delete_role_policy(RoleName=role, PolicyName="imageshare")
-            iam.delete_role(RoleName=role)
-            removed.append(f"iam:role {role}")
-        except iam.exceptions.NoSuchEntityException:
-            pass
-    params = [p["Name"] for p in _all_parameters(ssm, f"/{cfg.stack}/")]
-    for i in range(0, len(params), 10):
-        ssm.delete_parameters(Names=params[i : i + 10])
-    removed += [f"ssm:parameter {p}" for p in params]
-    alarms = [a["AlarmName"] for a in every(cw, "describe_alarms", "MetricAlarms[]", AlarmNamePrefix=cfg.stack)]
-    if alarms:
-        cw.delete_alarms(AlarmNames=alarms)
-        removed += [f"cloudwatch:alarm {a}" for a in alarms]
-    for url in every(sqs, "list_queues", "QueueUrls[]", QueueNamePrefix=cfg.queue):
-        sqs.delete_queue(QueueUrl=url)
-        removed.append(f"sqs:queue {url.rsplit('/', 1)[-1]}")
-    if b in {x["Name"] for x in s3.list_buckets().get("Buckets", [])}:
-        while True:
-            objects = s3.list_objects_v2(Bucket=b).get("Contents", [])
-            if not objects:
-                break
-            s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": o["Key"]} for o in objects]})
-        s3.delete_bucket(Bucket=b)
-        removed.append(f"s3:bucket {b}")
-    # Last: the slow one (disabling a distribution takes minutes on AWS).
-    removed += destroy_cdn(d, wait_delay=cdn_wait_delay)
-    return removed
+    refuse_to_delete_images(d, delete_data)
+    steps = [
+        remove_groups,
+        remove_load_balancer,
+        remove_launch_templates,
+        remove_network,
+        remove_roles,
+        remove_parameters,
+        remove_queues_and_alarms,
+        remove_bucket,
+        # Last: the slow one (disabling a distribution takes minutes on AWS).
+        partial(remove_cdn, wait_delay=cdn_wait_delay),
+    ]
+    return [line for remove in steps for line in remove(d)]
 
 
 def bake_ami(cfg: Config, instance_id: str) -> str:
     """An AMI of a configured worker (app installed), recorded for the next launch template version."""
     d = Deployment(cfg)
-    image = d.c("ec2").create_image(
-        InstanceId=instance_id, Name=f"{cfg.stack}-worker-{secrets.token_hex(4)}", NoReboot=False
-    )["ImageId"]
-    d.c("ssm").put_parameter(Name=f"/{cfg.stack}/WORKER_AMI", Value=image, Type="String", Overwrite=True)
+    image = d.c("ec2").create_image(InstanceId=instance_id, Name=cfg.baked_ami(secrets.token_hex(4)), NoReboot=False)[
+        "ImageId"
+    ]
+    d.c("ssm").put_parameter(Name=cfg.parameter("WORKER_AMI"), Value=image, Type="String", Overwrite=True)
     return image
 
 
