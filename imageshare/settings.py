@@ -252,6 +252,9 @@ IMAGESHARE_MODE = envstr("IMAGESHARE_MODE", "private")
 if IMAGESHARE_MODE not in ("private", "open"):
     raise ImproperlyConfigured("IMAGESHARE_MODE must be 'private' or 'open'")
 OPEN_REGISTRATION = envbool("OPEN_REGISTRATION", False)  # POST /api/register
+# Strip location (GPS) and other personal metadata from stored originals,
+# keeping orientation and colour profile: on by default where images are public.
+STRIP_ORIGINAL_METADATA = envbool("STRIP_ORIGINAL_METADATA", IMAGESHARE_MODE == "open")
 CDN_BASE_URL = envstr("CDN_BASE_URL", "").rstrip("/")
 
 # --- E-mail (password reset) ---------------------------------------------------
@@ -370,6 +373,12 @@ if SCALING_PROVIDER not in ("local", "asg"):
 ASG_NAME = envstr("ASG_NAME", "")
 # The dead-letter sweep (images whose message died in the DLQ become failed).
 DEAD_LETTER_SWEEP_SECONDS = envint("DEAD_LETTER_SWEEP_SECONDS", 30, minimum=1)
+# A pending image older than this (since it was queued) with no result is
+# queued again by the periodic duties: its message was lost (an enqueue that
+# failed after the commit, a restarted local SQS, an expired message). Longer
+# than a healthy backlog takes to drain; a re-dispatch that comes too early
+# costs only a duplicate message, which the task skips once the image is ready.
+STRANDED_AFTER_SECONDS = envint("STRANDED_AFTER_SECONDS", 900, minimum=60)
 # Periodic duties (scaling hook, sweeps) run in one process at a time, whatever
 # the number of web nodes: a holder keeps a database lease it renews each tick;
 # another process takes over once the lease is this old.

@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from thumbnails import engine
 
-from . import remote
+from . import metadata, remote
 from .errors import BadInput, Overloaded, TooLarge, Unavailable, from_engine
 from .models import Image
 from .storage import STORAGE_ERRORS, original_key
@@ -161,7 +161,8 @@ def _read_file(uploaded: UploadedFile) -> bytes:
 def _store(owner: AbstractBaseUser | AnonymousUser | None, data: bytes, name: str) -> Image:
     """Store an image and queue its renditions.
 
-    1. Validate (size, format, pixels) before anything is stored.
+    1. Validate (size, format, pixels) before anything is stored, and strip
+       personal metadata when STRIP_ORIGINAL_METADATA is on.
     2. Put the original in S3 under a fresh id.
     3. Record the image and queue the resize task once the row is committed,
        so a worker never looks for a row that is not there yet.
@@ -170,6 +171,8 @@ def _store(owner: AbstractBaseUser | AnonymousUser | None, data: bytes, name: st
        half-stored.
     """
     probe = validate_bytes(data)
+    if settings.STRIP_ORIGINAL_METADATA:
+        data = metadata.scrub(data, probe.mime)
     from thumbnails.tasks import make_renditions
 
     image = Image(
