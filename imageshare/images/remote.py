@@ -54,10 +54,36 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
+# IPv6 forms that carry an IPv4 address the network may route to: NAT64
+# (64:ff9b::/96, and the local-use 64:ff9b:1::/48), 6to4 (2002::/16) and the
+# deprecated IPv4-compatible ::a.b.c.d. Each is judged by the IPv4 inside.
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for, if it is one of the forms that embed one."""
+    if ip.ipv4_mapped:
+        return ip.ipv4_mapped
+    if ip.teredo:
+        return ip.teredo[1]  # the client's address (obfuscated in the packet, plain here)
+    if ip.sixtofour:
+        return ip.sixtofour
+    if any(ip in net for net in _NAT64):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if int(ip) >> 32 == 0 and int(ip) > 1:  # ::a.b.c.d (:: and ::1 are themselves)
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def _allowed(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    """Only public unicast hosts, judged by the IPv4 address any IPv6 form embeds."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
+    embedded = _embedded_ipv4(ip) if isinstance(ip, ipaddress.IPv6Address) else None
+    if embedded is not None:
+        # Judged by the IPv4 inside, and never loopback: the tests' loopback
+        # allowance is for 127.0.0.1 itself, not for a disguise of it.
+        return embedded.is_global and not embedded.is_multicast
     if ip.is_loopback and settings.REMOTE_FETCH_ALLOW_LOOPBACK:
         return True
     return ip.is_global and not ip.is_multicast

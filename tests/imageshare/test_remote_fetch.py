@@ -153,3 +153,26 @@ def test_the_api_uploads_from_a_url(owner_client, queue, http_server, settings):
         HTTP_ACCEPT="application/json",
     )
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "forbidden_url"
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+        "64:ff9b::a9fe:a9fe",  # NAT64 of the metadata address 169.254.169.254
+        "64:ff9b:1::a00:1",  # local-use NAT64 of 10.0.0.1
+        "2002:7f00:1::",  # 6to4 of 127.0.0.1
+        "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+        "::127.0.0.1",  # IPv4-compatible loopback
+        "::169.254.169.254",
+        "::ffff:10.0.0.1",  # IPv4-mapped private
+        "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo whose client is 127.0.0.1 (obfuscated 0x80fffffe)
+    ],
+)
+def test_it_refuses_ipv6_forms_of_loopback_private_and_metadata_addresses(address, settings):
+    settings.REMOTE_FETCH_ALLOW_LOOPBACK = True  # even where loopback is allowed for tests, these stay refused
+    assert not remote._allowed(address)
+
+
+def test_it_allows_a_nat64_form_of_a_public_address():
+    assert remote._allowed("64:ff9b::808:808")  # 8.8.8.8
