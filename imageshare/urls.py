@@ -12,6 +12,7 @@ def healthz(request):
     return JsonResponse({"ok": True})
 
 
+handler400 = "imageshare.images.views.bad_request"
 handler404 = "imageshare.images.views.page_not_found"
 handler500 = "imageshare.images.views.server_error"
 

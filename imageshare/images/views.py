@@ -246,6 +246,18 @@ def locked_out(request, *args, **kwargs):
     return render(request, "registration/locked_out.html", status=429)
 
 
+def _wants_json_error(request) -> bool:
+    """The API's routes, and a script (not a browser) on any route: POST / is a JSON door too."""
+    return request.path.startswith("/api/") or not _accepts(request, "text/html")
+
+
+def bad_request(request, exception=None):
+    """Django's own 400s, raised before a view runs (too many files or fields, a malformed body)."""
+    if _wants_json_error(request):
+        return api_error_json(400, "bad_request", f"The request could not be read: {exception or 'malformed'}.")
+    return render(request, "images/error.html", {"message": "The request could not be read."}, status=400)
+
+
 def page_not_found(request, exception=None):
     if request.path.startswith("/api/"):
         return api_error_json(404, "not_found", "No such endpoint or object.")
@@ -253,6 +265,6 @@ def page_not_found(request, exception=None):
 
 
 def server_error(request):
-    if request.path.startswith("/api/"):
+    if _wants_json_error(request):
         return api_error_json(500, "server_error", "Something went wrong on our side; it has been logged.")
     return render(request, "images/error.html", {"message": "Something went wrong on our side."}, status=500)

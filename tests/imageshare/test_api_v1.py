@@ -153,3 +153,12 @@ def test_the_upload_rate_does_not_limit_listing_and_polling(owner_client, queue,
         owner_client.post("/api/v1/images", {"image": upload_file()}, HTTP_ACCEPT="application/json").status_code == 202
     )
     assert all(owner_client.get("/api/v1/images?status=pending").status_code == 200 for _ in range(5))
+
+
+def test_too_many_files_is_a_json_error_not_djangos_page(owner_client, queue, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FILES = 5
+    from tests.conftest import upload_file
+
+    files = [upload_file(f"{i}.jpg", data=b"x") for i in range(8)]
+    resp = owner_client.post("/api/v1/images", {"image": files}, HTTP_ACCEPT="application/json")
+    assert resp.status_code == 400 and resp.json()["error"]["code"] == "bad_request"
