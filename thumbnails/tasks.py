@@ -77,8 +77,9 @@ def make_renditions(self: ResizeTask, image_id: str, specs: list[dict[str, Any]]
     1. Load the row; stop if it is gone (deleted) or already ready.
     2. Fetch the original from S3.
     3. Run the engine (pure: bytes in, encoded renditions out).
-    4. Put each rendition to its fixed key, then upsert its row.
-    5. Mark the image ready.
+    4. Put each rendition to its fixed key.
+    5. If the image was deleted meanwhile, remove those objects and stop;
+       else upsert the renditions' rows and mark the image ready.
     """
     from imageshare.images.models import Image, Rendition
     from imageshare.images.storage import rendition_key
@@ -121,6 +122,14 @@ def make_renditions(self: ResizeTask, image_id: str, specs: list[dict[str, Any]]
         rows.append((r.name if main else f"{r.name}.{r.extension}", key, r))
 
     with transaction.atomic():
+        # Deleted while we rendered? Then nothing may stay behind: remove what
+        # we wrote. The row lock orders this against the delete (whose own
+        # second sweep catches what we wrote before it).
+        if not Image.objects.select_for_update().filter(pk=image_id).exists():
+            for _, key, _ in rows:
+                default_storage.delete(key)
+            log.info("image %s was deleted while its renditions were made; removed them", image_id)
+            return {"image": image_id, "skipped": "deleted"}
         for name, key, r in rows:
             Rendition.objects.update_or_create(
                 image=image,

@@ -23,17 +23,35 @@ from .storage import STORAGE_ERRORS
 log = logging.getLogger(__name__)
 
 
-def delete_image(image: Image) -> None:
-    """Remove the S3 objects first, then the row: a failure leaves the image listed (and deletable again)."""
+def _remove_objects(image: Image) -> None:
     prefix = f"renditions/{image.id}/"
+    _, files = default_storage.listdir(prefix)
+    for name in files:
+        default_storage.delete(prefix + name)
+    default_storage.delete(image.original_key)
+
+
+def delete_image(image: Image) -> None:
+    """Delete an image for good, even while a worker is making its renditions.
+
+    1. Remove its S3 objects: a storage failure leaves the image listed (and
+       deletable again).
+    2. Delete the row.
+    3. Remove its objects again: a worker may have written one between 1 and
+       2. A worker that writes after 2 finds the row gone when it records,
+       and removes what it wrote itself (thumbnails.tasks).
+    """
     try:
-        _, files = default_storage.listdir(prefix)
-        for name in files:
-            default_storage.delete(prefix + name)
-        default_storage.delete(image.original_key)
+        _remove_objects(image)
     except STORAGE_ERRORS as exc:
         raise Unavailable.storage() from exc
+    image_id = image.id
     image.delete()
+    image.id = image_id  # Django clears it; step 3 needs the prefix
+    try:
+        _remove_objects(image)
+    except STORAGE_ERRORS:
+        log.warning("objects of deleted image %s left for the orphan sweep", image_id)
 
 
 def request_rendition(image: Image, width: int, height: int, mode: str) -> tuple[str, Rendition | None]:

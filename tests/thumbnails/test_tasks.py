@@ -104,3 +104,40 @@ def test_images_whose_files_are_gone_after_a_local_restart_are_marked_failed(aws
     call_command("mark_lost_images")
     image.refresh_from_db()
     assert image.status == "failed" and image.failure_code == "files_lost"
+
+
+def keys_under(aws, prefix):
+    return [o["Key"] for o in aws["s3"].list_objects_v2(Bucket=aws["bucket"], Prefix=prefix).get("Contents", [])]
+
+
+def test_an_image_deleted_while_its_renditions_are_made_leaves_no_object(aws, owner, monkeypatch):
+    from imageshare.images.commands import delete_image
+    from thumbnails import engine
+
+    image = stored_image(owner, make_image(800, 600))
+    real_render = engine.render
+
+    def render_then_user_deletes(*args, **kwargs):
+        result = real_render(*args, **kwargs)
+        delete_image(Image.objects.get(pk=image.pk))  # the user's DELETE lands mid-task
+        return result
+
+    monkeypatch.setattr(engine, "render", render_then_user_deletes)
+    assert make_renditions.run(str(image.id))["skipped"] == "deleted"
+    assert keys_under(aws, f"renditions/{image.id}/") == [] and keys_under(aws, f"originals/{image.id}") == []
+
+
+def test_a_delete_sweeps_again_after_the_row_is_gone(aws, owner, monkeypatch):
+    """A worker that wrote between the delete's first sweep and the row's removal is caught by the second."""
+    from imageshare.images import commands
+
+    image = stored_image(owner, make_image(800, 600))
+    real_delete = Image.delete
+
+    def worker_writes_then_row_goes(self, *args, **kwargs):
+        default_storage.save(f"renditions/{self.id}/small", ContentFile(b"late"))
+        return real_delete(self, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "delete", worker_writes_then_row_goes)
+    commands.delete_image(image)
+    assert keys_under(aws, f"renditions/{image.id}/") == []
