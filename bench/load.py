@@ -198,12 +198,8 @@ class Upload:
 
 @dataclasses.dataclass
 class Sample:
-    t: float
-    visible: int | None = None
-    in_flight: int | None = None
-    dead_letter: int | None = None
-    running: int | None = None
-    starting: int | None = None
+    t: float  # when the answer came (the server read the figures just before)
+    values: dict[str, int]
 
 
 class Load:
@@ -344,12 +340,13 @@ def new_session() -> requests.Session:
 
 
 class Sampler(threading.Thread):
-    """Queue depth and worker count once a second, with a staff session; what it cannot read stays None."""
+    """Queue depth and worker count once a second, with a staff session; an answer that does not come is skipped."""
 
     def __init__(self, load: Load):
         super().__init__(name="sampler", daemon=True)
         self.load = load
-        self.samples: list[Sample] = []
+        self.queue: list[Sample] = []  # visible, in_flight, dead_letter
+        self.pool: list[Sample] = []  # running, starting
         self.stopping = threading.Event()
         self.notes: list[str] = []
         self.session = new_session()
@@ -382,29 +379,42 @@ class Sampler(threading.Thread):
         m = RUNNING.search(r.text) if r.status_code == 200 else None
         return (int(m.group(1)), int(m.group(2))) if m else None
 
-    def sample(self) -> Sample:
-        sample = Sample(self.load.now())
+    def sample(self) -> None:
         try:
             if self.queue_ok:
-                r = self.session.get(f"{self.load.args.base}/ops/queue.json", timeout=5, allow_redirects=False)
+                r = self.session.get(f"{self.load.args.base}/ops/queue.json", timeout=10, allow_redirects=False)
                 if r.status_code == 200:
                     depth = r.json()
-                    sample.visible = depth["work"]["visible"]
-                    sample.in_flight = depth["work"]["in_flight"]
-                    sample.dead_letter = depth["dead_letter"]["visible"]
+                    values = {
+                        "visible": depth["work"]["visible"],
+                        "in_flight": depth["work"]["in_flight"],
+                        "dead_letter": depth["dead_letter"]["visible"],
+                    }
+                    self.queue.append(Sample(self.load.now(), values))
             if self.pool_ok:
-                sample.running, sample.starting = self.read_pool() or (None, None)
+                pool = self.read_pool()
+                if pool:
+                    self.pool.append(Sample(self.load.now(), {"running": pool[0], "starting": pool[1]}))
         except (requests.RequestException, ValueError, KeyError):
             pass
-        return sample
 
     def run(self) -> None:
-        """One sample a second (a slow answer delays the next one, never piles them up) until told to stop."""
+        """One round a second (a slow answer delays the next round, never piles them up) until told to stop."""
         while self.queue_ok or self.pool_ok:
-            sample = self.sample()
-            self.samples.append(sample)
-            if self.stopping.wait(max(0.0, sample.t + 1 - self.load.now())):
+            start = self.load.now()
+            self.sample()
+            if self.stopping.wait(max(0.0, start + 1 - self.load.now())):
                 return
+
+    def coverage(self) -> list[str]:
+        """How well the samples cover the run: the ops endpoints answer from the same web workers as the uploads."""
+        lines = []
+        for what, samples in (("queue depth", self.queue), ("worker count", self.pool)):
+            if len(samples) > 1:
+                times = [s.t for s in samples]
+                gap = max(b - a for a, b in itertools.pairwise(times))
+                lines.append(f"{what}: {len(times)} samples over {times[-1] - times[0]:.0f} s, longest gap {gap:.1f} s")
+        return lines
 
 
 # --- the report --------------------------------------------------------------------------
@@ -487,11 +497,11 @@ def series(samples: list[Sample], field: str) -> tuple[list[float], list[float]]
             xs.append((before.t + s.t) / 2)
             ys.append(math.nan)
         xs.append(s.t)
-        ys.append(getattr(s, field))
+        ys.append(s.values[field])
     return xs, ys
 
 
-def plot(load: Load, uploads: list[Upload], samples: list[Sample], path: Path) -> None:
+def plot(load: Load, uploads: list[Upload], sampler: Sampler, path: Path) -> None:
     try:
         import matplotlib
     except ImportError:
@@ -501,8 +511,7 @@ def plot(load: Load, uploads: list[Upload], samples: list[Sample], path: Path) -
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    queue = [s for s in samples if s.visible is not None]
-    pool = [s for s in samples if s.running is not None]
+    queue, pool = sampler.queue, sampler.pool
     panels = 2 + bool(queue) + bool(pool)
     fig, axes = plt.subplots(panels, 1, figsize=(8, 2.1 * panels + 0.6), sharex=True, dpi=80)
     a = load.args
@@ -511,7 +520,7 @@ def plot(load: Load, uploads: list[Upload], samples: list[Sample], path: Path) -
     axes = iter(axes)
 
     ax = next(axes)
-    end = max([u.started + u.latency for u in uploads if not math.isnan(u.latency)] + [s.t for s in samples] + [1])
+    end = max([u.started + u.latency for u in uploads if not math.isnan(u.latency)] + [s.t for s in queue + pool] + [1])
     bins = range(int(end) + 2)
     ax.hist([u.started for u in uploads], bins=bins, histtype="step", label="sent")
     ax.hist([u.started + u.latency for u in uploads if u.outcome == "202"], bins=bins, histtype="step", label="202")
@@ -525,7 +534,7 @@ def plot(load: Load, uploads: list[Upload], samples: list[Sample], path: Path) -
         ax = next(axes)
         ax.plot(*series(queue, "visible"), ".-", ms=3, label="visible")
         ax.plot(*series(queue, "in_flight"), ".-", ms=3, label="in flight")
-        if any(s.dead_letter for s in queue):
+        if any(s.values["dead_letter"] for s in queue):
             ax.plot(*series(queue, "dead_letter"), ".-", ms=3, color="red", label="dead letter")
         ax.set_ylabel("queue (messages)")
         ax.legend(loc="upper right", fontsize=8)
@@ -587,15 +596,12 @@ def main(argv=None) -> int:
     sampler.join(timeout=30)
     for note in sampler.notes:
         print(note)
-    if len(sampler.samples) > 1:
-        times = [s.t for s in sampler.samples]
-        gap = max(b - a for a, b in itertools.pairwise(times))
-        span = times[-1] - times[0]
-        print(f"ops samples (queue depth, workers): {len(times)} over {span:.0f} s, longest gap {gap:.1f} s")
+    for line in sampler.coverage():
+        print(line)
     figures = report(load, uploads, max(send_seconds, 1e-9), drain_seconds)
     if not args.no_plot:
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(load.wall0))
-        plot(load, uploads, sampler.samples, args.plot or Path(f"load-{args.door}-{stamp}.png"))
+        plot(load, uploads, sampler, args.plot or Path(f"load-{args.door}-{stamp}.png"))
     return 1 if figures["lost"] else 0
 
 

@@ -139,6 +139,7 @@ class FakeService(BaseHTTPRequestHandler):
 
     uploads: list = []
     polls: list = []
+    staff = False  # True: queue.json and the ops page answer, as they do for a staff account
 
     def log_message(self, *args):
         pass
@@ -155,6 +156,13 @@ class FakeService(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         if self.path == "/api/v1/token":
             return self.reply(200, {"token": "tok"})
+        if self.path == "/login/":
+            assert b"csrfmiddlewaretoken=csrf-1" in body and b"username=alice" in body
+            self.send_response(302)
+            self.send_header("Location", "/")
+            self.send_header("Set-Cookie", "sessionid=s1; Path=/")
+            self.send_header("Content-Length", "0")
+            return self.end_headers()
         if self.path != "/api/v1/images":
             return self.reply(404, {})
         n = len(self.uploads)
@@ -179,13 +187,28 @@ class FakeService(BaseHTTPRequestHandler):
                 },
             )
         if self.path == "/ops/queue.json":
+            if self.staff:
+                depth = {"visible": 3, "in_flight": 2, "delayed": 0}
+                return self.reply(200, {"work": depth, "dead_letter": {**depth, "visible": 0}})
             return self.reply(403, {"error": {"code": "permission_denied", "message": "staff only"}})
+        if self.path == "/login/":
+            return self.html('<form><input type="hidden" name="csrfmiddlewaretoken" value="csrf-1"></form>')
+        if self.path == "/ops/" and self.staff and "sessionid=s1" in self.headers.get("Cookie", ""):
+            return self.html("<p>Running: <strong>2</strong> · starting: 1 · stopping (finishing their tasks): 0</p>")
         return self.reply(302)
+
+    def html(self, text):
+        data = text.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
 
 @pytest.fixture
 def service():
-    FakeService.uploads, FakeService.polls = [], []
+    FakeService.uploads, FakeService.polls, FakeService.staff = [], [], False
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeService)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -215,3 +238,13 @@ def test_a_short_run_counts_ready_errors_and_lost(service, tmp_path, capsys):
     assert [b"JPEG-BYTES" in b for b in bodies] == [True, False, True, False, True]
     assert b'name="image"' in bodies[0] and b"not a photo" not in b"".join(bodies)
     assert FakeService.polls and set(FakeService.polls) == {"Token tok"}
+
+
+def test_a_staff_account_samples_queue_depth_and_workers(service, tmp_path, capsys):
+    FakeService.staff = True
+    (tmp_path / "a.jpg").write_bytes(b"JPEG-BYTES")
+    argv = [f"{service}/api/upload", "alice", "pw", "2", str(tmp_path), "5", "--no-plot", "--drain-timeout", "0"]
+    load.main(argv)
+    out = capsys.readouterr().out
+    assert "left out" not in out
+    assert "queue depth: " in out and "worker count: " in out
