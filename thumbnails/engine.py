@@ -187,7 +187,10 @@ def _orientation(im: Image.Image) -> int:
 def _target_size(src_w: int, src_h: int, spec: Spec) -> tuple[int, int]:
     """Output size of ``spec`` for an upright source of ``src_w``x``src_h``."""
     if spec.mode == "fill":
-        return spec.width, spec.height
+        # Never enlarge: a box bigger than the source shrinks (same aspect)
+        # until it fits, so a 4096x4096 fill of a 10x10 image is 10x10.
+        shrink = min(src_w / spec.width, src_h / spec.height, 1.0)
+        return max(1, int(spec.width * shrink + 0.5)), max(1, int(spec.height * shrink + 0.5))
     scale = min(spec.width / src_w, spec.height / src_h, 1.0)
     # Round half up (as libvips does), keep at least one pixel: the aspect
     # ratio stays within one pixel of the original's.

@@ -47,8 +47,16 @@ def test_it_never_upscales_a_small_image():
 def test_fill_gives_the_exact_size_with_a_centre_crop(box, src):
     result = engine.render(make_image(*src), [Spec("custom", *box, mode="fill")])
     (r,) = result.renditions
-    assert (r.width, r.height) == box
-    assert decode(r.data).size == box
+    # A box larger than the source shrinks, same aspect, until it fits: fill never enlarges.
+    shrink = min(src[0] / box[0], src[1] / box[1], 1.0)
+    expected = (int(box[0] * shrink + 0.5), int(box[1] * shrink + 0.5))
+    assert (r.width, r.height) == expected
+    assert decode(r.data).size == expected
+
+
+def test_fill_never_enlarges_a_small_image():
+    (r,) = engine.render(make_image(10, 10), [Spec("huge", 4096, 4000, mode="fill")]).renditions
+    assert (r.width, r.height) == (10, 10)
 
 
 @pytest.mark.parametrize("box", [(400, 400), (300, 600), (150, 100), (1000, 400), (51, 49)])
