@@ -9,17 +9,11 @@ import sys
 
 import pytest
 
-from ops.deploy.aws import (
-    UNSCOPABLE_ACTIONS,
-    Config,
-    Deployment,
-    _launch_templates,
-    deploy,
-    destroy,
-    web_policy,
-    worker_policy,
-)
+from ops.deploy.cli import deploy, destroy
 from ops.deploy.clients import every
+from ops.deploy.compute import _launch_templates
+from ops.deploy.config import Config, Deployment
+from ops.deploy.iam import UNSCOPABLE_ACTIONS, web_policy, worker_policy
 from ops.deploy.userdata import config_unit, drain_unit, user_data, worker_exec, worker_unit
 from ops.worker.command import worker_command
 

@@ -1,0 +1,153 @@
+"""The media bucket. It holds users' images, so destroy empties it only when asked (--delete-data)."""
+
+from __future__ import annotations
+
+import json
+
+from ops.deploy.config import TAG, Deployment
+
+
+def bucket_policy(d: Deployment) -> dict:
+    b = d.cfg.bucket
+    statements = [
+        {  # TLS only
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [f"arn:aws:s3:::{b}", f"arn:aws:s3:::{b}/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }
+    ]
+    if d.cfg.mode == "open" and not d.cfg.cdn:
+        statements.append(
+            {
+                "Sid": "PublicRenditions",
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{b}/renditions/*",
+            }
+        )
+    if d.cfg.cdn and "oac_distribution_arn" in d.outputs:
+        statements.append(
+            {
+                "Sid": "CloudFrontReadsRenditions",
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudfront.amazonaws.com"},
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{b}/renditions/*",
+                "Condition": {"StringEquals": {"AWS:SourceArn": d.outputs["oac_distribution_arn"]}},
+            }
+        )
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def ensure_bucket(d: Deployment) -> None:
+    """Private bucket: originals/ never public; renditions/ public only in open mode without a CDN."""
+    s3, b = d.c("s3"), d.cfg.bucket
+    exists = b in {x["Name"] for x in s3.list_buckets().get("Buckets", [])}
+    if d.record("s3:bucket", b, "ok" if exists else "create"):
+        kwargs = (
+            {} if d.cfg.region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": d.cfg.region}}
+        )
+        s3.create_bucket(Bucket=b, **kwargs)
+        s3.put_bucket_tagging(Bucket=b, Tagging={"TagSet": [{"Key": TAG, "Value": d.cfg.stack}]})
+    public = d.cfg.mode == "open" and not d.cfg.cdn
+    wanted = {
+        "BlockPublicAcls": True,
+        "IgnorePublicAcls": True,
+        "BlockPublicPolicy": not public,
+        "RestrictPublicBuckets": not public,
+    }
+    _ensure_s3_setting(
+        d,
+        "s3:public-access-block",
+        lambda: s3.get_public_access_block(Bucket=b)["PublicAccessBlockConfiguration"],
+        wanted,
+        lambda: s3.put_public_access_block(Bucket=b, PublicAccessBlockConfiguration=wanted),
+        exists,
+    )
+    sse = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}
+    _ensure_s3_setting(
+        d,
+        "s3:encryption",
+        lambda: {
+            "Rules": [
+                {"ApplyServerSideEncryptionByDefault": r["ApplyServerSideEncryptionByDefault"]}
+                for r in s3.get_bucket_encryption(Bucket=b)["ServerSideEncryptionConfiguration"]["Rules"]
+            ]
+        },
+        sse,
+        lambda: s3.put_bucket_encryption(Bucket=b, ServerSideEncryptionConfiguration=sse),
+        exists,
+    )
+    lifecycle = {
+        "Rules": [
+            {
+                "ID": "abort-incomplete-multipart-uploads",
+                "Status": "Enabled",
+                "Filter": {"Prefix": ""},
+                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
+            }
+        ]
+    }
+    _ensure_s3_setting(
+        d,
+        "s3:lifecycle",
+        lambda: {
+            "Rules": [
+                {k: r[k] for k in ("ID", "Status", "Filter", "AbortIncompleteMultipartUpload") if k in r}
+                for r in s3.get_bucket_lifecycle_configuration(Bucket=b)["Rules"]
+            ]
+        },
+        lifecycle,
+        lambda: s3.put_bucket_lifecycle_configuration(Bucket=b, LifecycleConfiguration=lifecycle),
+        exists,
+    )
+    policy = bucket_policy(d)
+    _ensure_s3_setting(
+        d,
+        "s3:bucket-policy",
+        lambda: json.loads(s3.get_bucket_policy(Bucket=b)["Policy"]),
+        policy,
+        lambda: s3.put_bucket_policy(Bucket=b, Policy=json.dumps(policy)),
+        exists,
+    )
+    d.outputs["bucket"] = b
+
+
+def _ensure_s3_setting(d, kind, read, wanted, write, exists) -> None:
+    current = None
+    if exists:
+        try:
+            current = read()
+        except d.c("s3").exceptions.ClientError:
+            current = None
+    action = "ok" if current == wanted else ("create" if current is None else "update")
+    if d.record(kind, d.cfg.bucket, action):
+        write()
+
+
+def refuse_to_delete_images(d: Deployment, delete_data: bool) -> None:
+    """destroy's first step, before anything is removed: users' images go only when asked."""
+    s3, b = d.c("s3"), d.cfg.bucket
+    if b in {x["Name"] for x in s3.list_buckets().get("Buckets", [])}:
+        objects = s3.list_objects_v2(Bucket=b).get("Contents", [])
+        if objects and not delete_data:
+            raise SystemExit(
+                f"bucket {b} holds {len(objects)}+ objects (users' images); pass --delete-data to remove them"
+            )
+
+
+def remove_bucket(d: Deployment) -> list[str]:
+    s3, b = d.c("s3"), d.cfg.bucket
+    if b not in {x["Name"] for x in s3.list_buckets().get("Buckets", [])}:
+        return []
+    while True:
+        objects = s3.list_objects_v2(Bucket=b).get("Contents", [])
+        if not objects:
+            break
+        s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": o["Key"]} for o in objects]})
+    s3.delete_bucket(Bucket=b)
+    return [f"s3:bucket {b}"]
