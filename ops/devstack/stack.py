@@ -55,6 +55,7 @@ HOST = "127.0.0.1"
 STOP_WITHIN = 8.5  # seconds from the stop signal until every child is gone (SIGKILL at the end)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 TICK = 0.25  # the supervisor's loop: signals, the output pipe, the children, the logs
+OUTPUT_GONE = "its output is gone (the terminal closed, or the pipe's reader exited)"
 
 
 class Interrupted(Exception):
@@ -550,7 +551,7 @@ def main(argv=None) -> int:
             if stopping:
                 reason = signal.Signals(stopping.signum).name
             elif term.gone():
-                reason = "the output pipe closed"
+                reason = OUTPUT_GONE
             else:
                 problem = stack.check_alive()
                 if problem:
@@ -558,7 +559,7 @@ def main(argv=None) -> int:
                 else:
                     time.sleep(TICK)
     except Interrupted:
-        reason = signal.Signals(stopping.signum).name if stopping else "the output pipe closed"
+        reason = signal.Signals(stopping.signum).name if stopping else OUTPUT_GONE
     except Exception as exc:  # one line here, the traceback in stack.log
         term.keep(traceback.format_exc())
         reason, code = f"{type(exc).__name__}: {exc} (traceback in {var_dir / 'stack.log'})", 1
