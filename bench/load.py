@@ -63,7 +63,7 @@ from requests.auth import AuthBase
 DOORS = {"/api/upload": "seed-upload", "/": "seed-home", "/api/v1/images": "api"}
 IMAGE_SUFFIXES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
 MAX_COUNT = 100_000  # a typo in COUNT should not mean a day of uploads
-GAP_SECONDS = 3  # samples further apart than this are not joined by a line in the plot
+GAP_SECONDS = 5  # samples further apart than this are not joined by a line in the plot
 LATE_SECONDS = 0.1  # an upload that starts later than this after its slot is "behind schedule"
 RUNNING = re.compile(r"Running:\s*<strong>(\d+)</strong>\s*·\s*starting:\s*(\d+)")
 
@@ -494,7 +494,7 @@ def series(samples: list[Sample], field: str) -> tuple[list[float], list[float]]
     ys: list[float] = []
     for before, s in zip([None, *samples], samples, strict=False):
         if before is not None and s.t - before.t > GAP_SECONDS:
-            xs.append((before.t + s.t) / 2)
+            xs.append(before.t + 1)  # a step holds its value one sampling interval, not across the gap
             ys.append(math.nan)
         xs.append(s.t)
         ys.append(s.values[field])
