@@ -339,6 +339,15 @@ EXTRA_FORMATS = tuple(f.upper() for f in envlist("IMAGE_EXTRA_FORMATS", ""))
 for _fmt in EXTRA_FORMATS:
     if _fmt not in ("WEBP", "AVIF"):
         raise ImproperlyConfigured(f"IMAGE_EXTRA_FORMATS may list webp and avif, not {_fmt!r}")
+# What one account may take. Storage: originals plus renditions, 0 for no quota
+# (sized for real use: 1,000 phone photos with their sizes fit many times over).
+USER_STORAGE_QUOTA_BYTES = envint("USER_STORAGE_QUOTA_BYTES", 20 * 1024**3, minimum=0)
+# Extra sizes on request: at most this many per image (stored or queued), at
+# most this many of one account's queued at once, and, when set, only the
+# listed sizes ("400x400,1024x768").
+MAX_CUSTOM_SIZES_PER_IMAGE = envint("MAX_CUSTOM_SIZES_PER_IMAGE", 20, minimum=0)
+MAX_CUSTOM_SIZES_IN_FLIGHT = envint("MAX_CUSTOM_SIZES_IN_FLIGHT", 10, minimum=1)
+CUSTOM_SIZES_ALLOWED = frozenset(envlist("CUSTOM_SIZES_ALLOWED", ""))
 # Overload protection that follows what the workers can drain: past this many
 # messages waiting in the work queue, uploads answer 503 with Retry-After
 # (nothing stored). Sized so a 1,000-upload burst on top of a busy queue passes.

@@ -47,6 +47,7 @@ urlpatterns = [
     path("api/v1/images/<str:image_id>/renditions", api.RenditionView.as_view(), name="api-renditions"),
     path("api/v1/images/<str:image_id>/retry", api.RetryView.as_view(), name="api-retry"),
     path("api/v1/token", api.TokenView.as_view(), name="api-token"),
+    path("api/v1/account", api.AccountView.as_view(), name="api-account"),
     path("api/v1/schema", SpectacularAPIView.as_view(), name="api-schema"),
     # Seed-compatible endpoints
     path("api/register", seed.register, name="seed-register"),

@@ -23,6 +23,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from thumbnails.engine import MAX_SPEC_SIDE
 
+from . import quotas
 from .access import find_visible, is_open, owned_or_404
 from .commands import delete_image, request_rendition, retry_image
 from .errors import ImageshareError
@@ -282,6 +283,32 @@ class FileView(APIView):
         response = HttpResponseRedirect(url)
         response["Cache-Control"] = "private, no-store"
         return response
+
+
+class AccountView(APIView):
+    """Who you are and what you store, against your quota."""
+
+    @extend_schema(
+        summary="Your account and its storage",
+        responses={
+            200: inline_serializer(
+                "Account",
+                {
+                    "username": serializers.CharField(),
+                    "storage": inline_serializer(
+                        "Storage",
+                        {
+                            "used_bytes": serializers.IntegerField(),
+                            "quota_bytes": serializers.IntegerField(allow_null=True),
+                        },
+                    ),
+                },
+            ),
+            401: ERROR_SCHEMA,
+        },
+    )
+    def get(self, request):
+        return Response({"username": request.user.get_username(), "storage": quotas.usage(request.user)})
 
 
 class TokenView(APIView):

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from thumbnails import engine
 
+from . import quotas
 from .errors import Conflict, Unavailable, from_engine
 from .models import Image, Rendition
 from .storage import STORAGE_ERRORS
@@ -65,12 +66,14 @@ def request_rendition(image: Image, width: int, height: int, mode: str) -> tuple
     existing = image.renditions.filter(name=spec.name).first()
     if existing:
         return spec.name, existing
+    quotas.check_extra_size(image, spec.name, width, height)
     from thumbnails.tasks import make_renditions
 
     try:
         make_renditions.delay(str(image.id), [{"name": spec.name, "width": width, "height": height, "mode": mode}])
     except Exception as exc:
         raise Unavailable.queue() from exc
+    quotas.note_extra_size(image, spec.name)
     return spec.name, None
 
 

@@ -53,6 +53,14 @@ class Unavailable(ImageshareError):
         return cls("queue_unavailable", "The processing queue is unavailable; try again shortly.")
 
 
+class RateLimited(ImageshareError):
+    """This account asked for more than its share; ``retry_after`` seconds, when given, says when to ask again."""
+
+    def __init__(self, code: str, message: str, retry_after: int | None = None) -> None:
+        super().__init__(code, message)
+        self.retry_after = retry_after
+
+
 class Overloaded(Unavailable):
     """More work is waiting than the workers can drain soon: come back after ``retry_after`` seconds."""
 

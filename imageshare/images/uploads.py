@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from thumbnails import engine
 
-from . import metadata, remote
+from . import metadata, quotas, remote
 from .errors import BadInput, Overloaded, TooLarge, Unavailable, from_engine
 from .models import Image
 from .storage import STORAGE_ERRORS, original_key
@@ -171,6 +171,7 @@ def _store(owner: AbstractBaseUser | AnonymousUser | None, data: bytes, name: st
        half-stored.
     """
     probe = validate_bytes(data)
+    quotas.check_storage(owner, len(data))
     if settings.STRIP_ORIGINAL_METADATA:
         data = metadata.scrub(data, probe.mime)
     from thumbnails.tasks import make_renditions

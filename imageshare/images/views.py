@@ -24,6 +24,7 @@ from django.views.decorators.http import require_http_methods
 
 from thumbnails.engine import MAX_SPEC_SIDE
 
+from . import quotas
 from .access import find_visible, is_open, owned_or_404
 from .commands import delete_image, retry_image
 from .commands import request_rendition as queue_rendition
@@ -159,6 +160,7 @@ def gallery(request):
             "images": [image_payload(i, request) for i in page.object_list],
             "tabs": [(s, label, counts[s]) for s, label in STATUS_TABS],
             "status": status,
+            "storage": quotas.usage(request.user),
         },
     )
 
