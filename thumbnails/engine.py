@@ -8,9 +8,18 @@ How one call works (``render``):
 1. ``probe`` reads the header only: format allowed, pixel count within the
    limit. Nothing is decoded before that check, so a decompression bomb (a
    tiny PNG declaring 30000x30000) is refused without allocating its pixels.
-2. For JPEG, ``draft`` asks libjpeg to decode at 1/2, 1/4 or 1/8 scale (DCT
-   shrink-on-load) to the smallest size that still covers the largest
-   rendition, which is most of the speed on large photos.
+2. Decode once, as small as the largest rendition allows:
+   - JPEG: ``draft`` asks libjpeg to decode at 1/2, 1/4 or 1/8 scale (DCT
+     shrink-on-load) to the smallest size that still covers the largest
+     rendition, which is most of the speed on large photos.
+   - Progressive JPEG at 1/8 scale: at that scale libjpeg's output uses only
+     each block's DC coefficient, but a progressive file must still be
+     entropy-decoded in full (every AC scan). ``_progressive_dc_only``
+     rewrites the file without the AC scans that the 1/8 output never reads,
+     so libjpeg decodes a fraction of the data and gives the same pixels
+     (bit for bit; tested).
+   - 8-bit PNG: libspng (``pyspng``) decodes about 1.7x faster than Pillow's
+     zlib decoder; other PNGs (palette, 16-bit, tRNS, animated) use Pillow.
 3. The decoded frame is normalised once: first frame of an animation, ICC
    profile converted to sRGB, CMYK/YCCK to RGB, 16-bit and palette modes to
    8-bit, EXIF orientation applied.
@@ -25,13 +34,17 @@ Animated GIF/WebP/PNG: the first frame is used.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import cast
 
+import numpy as np
+import pyspng
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 # Formats accepted as input; anything else is refused from the header.
@@ -63,7 +76,7 @@ _ORIENTATION_TRANSPOSE = {
 _EXIF_ORIENTATION = 0x0112
 
 _SRGB_PROFILE = ImageCms.createProfile("sRGB")
-_REDUCIBLE_MODES = frozenset({"L", "LA", "RGB", "RGBA", "CMYK", "I", "F"})
+_REDUCIBLE_MODES = frozenset({"L", "LA", "RGB", "RGBX", "RGBA", "CMYK", "I", "F"})
 
 
 class EngineError(Exception):
@@ -176,7 +189,11 @@ def probe(data: bytes, *, max_pixels: int) -> Probe:
         return _check(im, max_pixels)
 
 
-def _orientation(im: Image.Image) -> int:
+def _orientation(im: Image.Image, data: bytes) -> int:
+    if im.format == "PNG" and "exif" not in im.info and b"eXIf" not in data:
+        # Pillow's PNG getexif() decodes the whole image to look for an eXIf
+        # chunk after the pixels; there is none anywhere in the file.
+        return 1
     try:
         value = im.getexif().get(_EXIF_ORIENTATION, 1)
     except Exception:  # a broken EXIF block must not fail the image; treat as upright
@@ -207,6 +224,21 @@ def _needed_size(src_w: int, src_h: int, spec: Spec) -> tuple[int, int]:
     return math.ceil(src_w * scale), math.ceil(src_h * scale)
 
 
+@functools.lru_cache(maxsize=16)
+def _to_srgb(icc: bytes, in_mode: str, out_mode: str) -> ImageCms.ImageCmsTransform:
+    """The LittleCMS transform from the embedded profile ``icc`` to sRGB, built once per profile.
+
+    Building one costs about as much as applying it to a thumbnail-sized
+    image, and most photos from one camera or editor embed the same profile.
+    NOCACHE: lcms2 skips its one-pixel cache, which is what makes one
+    transform safe to share between threads.
+    """
+    src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    return ImageCms.buildTransform(
+        src, _SRGB_PROFILE, in_mode, out_mode, ImageCms.Intent.PERCEPTUAL, ImageCms.Flags.NOCACHE
+    )
+
+
 def _normalise_mode(im: Image.Image) -> Image.Image:
     """Convert any decoded mode to L, LA, RGB or RGBA in sRGB."""
     icc = im.info.get("icc_profile")
@@ -227,8 +259,7 @@ def _normalise_mode(im: Image.Image) -> Image.Image:
     elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
         if icc and mode == "CMYK":
             try:
-                src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-                im = cast(Image.Image, ImageCms.profileToProfile(im, src, _SRGB_PROFILE, outputMode="RGB"))
+                im = _to_srgb(icc, im.mode, "RGB").apply(im)
                 icc = None
             except (ImageCms.PyCMSError, OSError):
                 im = im.convert("RGB")
@@ -236,14 +267,15 @@ def _normalise_mode(im: Image.Image) -> Image.Image:
         else:
             im = im.convert("RGB")
             icc = None
+    elif mode == "RGBX":  # RGB decoded by libspng, sharing its array
+        im = im.convert("RGB")
     elif mode == "RGBa":
         im = im.convert("RGBA")
     elif mode == "La":
         im = im.convert("LA")
     if icc and im.mode in ("RGB", "RGBA"):
         try:
-            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            im = cast(Image.Image, ImageCms.profileToProfile(im, src, _SRGB_PROFILE, outputMode=im.mode))
+            im = _to_srgb(icc, im.mode, im.mode).apply(im)
         except (ImageCms.PyCMSError, OSError, ValueError):
             pass  # an unreadable profile: keep the pixels as they are (assume sRGB)
     elif icc and im.mode in ("L", "LA"):
@@ -298,6 +330,231 @@ def _encode(im: Image.Image, fmt: str, quality: int) -> bytes:
     return buf.getvalue()
 
 
+# --- progressive JPEG at 1/8 scale ----------------------------------------------
+# At 1/8 scale libjpeg computes each output pixel of a full-resolution
+# component from its block's DC coefficient alone (a 1x1 inverse DCT), so
+# that component's AC coefficients are never read. A baseline JPEG still has
+# to be entropy-decoded in full (the AC codes sit between the DC codes), but
+# a progressive one keeps them in separate scans, most of its bytes, which
+# can be left out. Left out entirely, libjpeg would then "smooth" the blocks
+# (it estimates missing AC coefficients from the neighbouring DC values, and
+# that changes the pixels); so each one is replaced by a scan of a few bytes
+# saying "no AC coefficient in any block", and the pixels come out exactly as
+# a full decode at 1/8 gives them. Chroma at half resolution in both axes
+# (4:2:0) is decoded by libjpeg at 2x2 per block, which reads AC
+# coefficients: those components keep their AC scans.
+
+# Where a scan's entropy-coded data ends: 0xFF followed by anything but a
+# stuffed zero, a restart marker or a fill byte.
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+_STANDALONE_MARKERS = frozenset({0x01, 0xD8, *range(0xD0, 0xD8)})
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # not DHT, JPG, DAC
+_SOF_PROGRESSIVE_HUFFMAN = 0xC2
+_SOS, _DRI, _EOI = 0xDA, 0xDD, 0xD9
+
+# An AC Huffman table whose 15 symbols are the end-of-band runs EOB0..EOB14
+# (runs of 1 to 32767 blocks), each with a 4-bit code (0000 to 1110).
+_EOB_TABLE = 3
+_EOB_DHT = (
+    b"\xff\xc4\x00\x22"
+    + bytes([0x10 | _EOB_TABLE])  # class 1 (AC), table 3
+    + bytes([0, 0, 0, 15] + [0] * 12)  # 15 codes of 4 bits
+    + bytes(n << 4 for n in range(15))
+)
+
+
+def _jpeg_segments(data: bytes) -> list[tuple[int, int, int]] | None:
+    """``(marker, start, end)`` of each segment after SOI, up to and including EOI.
+
+    A scan's segment includes its entropy-coded data. None when the stream
+    does not parse or ends before EOI (truncated): the caller then decodes
+    the original bytes, which reports the damage as before.
+    """
+    n = len(data)
+    if data[:2] != b"\xff\xd8":
+        return None
+    pos = 2
+    segments = []
+    while pos + 1 < n:
+        if data[pos] != 0xFF:
+            return None
+        while pos + 1 < n and data[pos + 1] == 0xFF:  # fill bytes
+            pos += 1
+        if pos + 1 >= n:
+            return None
+        marker = data[pos + 1]
+        if marker == _EOI:
+            segments.append((marker, pos, pos + 2))
+            return segments
+        if marker in _STANDALONE_MARKERS or pos + 4 > n:
+            return None
+        end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker == _SOS:
+            found = _JPEG_MARKER.search(data, end)
+            if found is None:
+                return None
+            end = found.start()
+        if end > n:
+            return None
+        segments.append((marker, pos, end))
+        pos = end
+    return None
+
+
+def _empty_ac_scan(component: int, blocks: int, restart_interval: int) -> bytes:
+    """A first AC scan (coefficients 1 to 63, full precision) of one component
+    in which every block is part of an end-of-band run: no AC coefficients."""
+    out = bytearray(b"\xff\xda\x00\x08" + bytes([1, component, _EOB_TABLE, 1, 63, 0]))
+    interval = restart_interval or blocks
+    for index, first in enumerate(range(0, blocks, interval)):
+        if index:
+            out += bytes([0xFF, 0xD0 + (index - 1) % 8])  # RSTn between intervals
+        bits = 0
+        nbits = 0
+        left = min(interval, blocks - first)
+        while left:
+            run = min(left, 32767)
+            size = run.bit_length() - 1  # EOBn: a run of 2**n plus n extra bits
+            bits = (bits << (4 + size)) | (size << size) | (run - (1 << size))
+            nbits += 4 + size
+            left -= run
+        pad = -nbits % 8  # pad with 1-bits to a byte
+        bits = (bits << pad) | ((1 << pad) - 1)
+        out += ((bits).to_bytes((nbits + pad) // 8, "big")).replace(b"\xff", b"\xff\x00")
+    return bytes(out)
+
+
+def _progressive_dc_only(data: bytes) -> bytes | None:
+    """The progressive JPEG ``data`` reduced to what a decode at 1/8 scale reads.
+
+    None when ``data`` is not a complete progressive Huffman JPEG that this
+    understands; the caller then decodes ``data`` itself.
+    """
+    try:
+        return _strip_ac_scans(data)
+    except IndexError:  # a segment shorter than its fields
+        return None
+
+
+def _strip_ac_scans(data: bytes) -> bytes | None:
+    segments = _jpeg_segments(data)
+    if segments is None:
+        return None
+    parts = [data[:2]]
+    width = height = 0
+    components: list[tuple[int, int, int]] = []  # (id, h, v) sampling factors
+    keep_ac: set[int] = set()
+    restart_interval = 0
+    for marker, start, end in segments:
+        if marker in _SOF_MARKERS:
+            if marker != _SOF_PROGRESSIVE_HUFFMAN or components or data[start + 4] != 8:
+                return None
+            height = int.from_bytes(data[start + 5 : start + 7], "big")
+            width = int.from_bytes(data[start + 7 : start + 9], "big")
+            count = data[start + 9]
+            for i in range(count):
+                sampling = data[start + 11 + 3 * i]
+                components.append((data[start + 10 + 3 * i], sampling >> 4, sampling & 15))
+            if not width or not height or not components or end - start != 10 + 3 * count:
+                return None
+            if len({c[0] for c in components}) != count or min(min(c[1], c[2]) for c in components) < 1:
+                return None
+            h_max = max(c[1] for c in components)
+            v_max = max(c[2] for c in components)
+            # libjpeg (jdmaster.c) scales a component's inverse DCT up instead
+            # of upsampling it when it is subsampled by two or more in both
+            # axes: at 1/8 that component is decoded at 2x2 per block and
+            # needs its AC coefficients.
+            keep_ac = {cid for cid, h, v in components if h_max % (2 * h) == 0 and v_max % (2 * v) == 0}
+        elif marker == _DRI:
+            restart_interval = int.from_bytes(data[start + 4 : start + 6], "big")
+        elif marker == _SOS:
+            if not components:
+                return None
+            in_scan = data[start + 4]
+            spectral_start = data[start + 5 + 2 * in_scan]
+            if spectral_start != 0 and data[start + 5] not in keep_ac:
+                continue  # an AC scan (always of one component) that 1/8 never reads
+        elif marker == _EOI:
+            parts.append(_EOB_DHT)
+            for cid, h, v in components:
+                if cid not in keep_ac:
+                    blocks_w = math.ceil(math.ceil(width * h / h_max) / 8)
+                    blocks_h = math.ceil(math.ceil(height * v / v_max) / 8)
+                    parts.append(_empty_ac_scan(cid, blocks_w * blocks_h, restart_interval))
+        parts.append(data[start:end])
+    return b"".join(parts)
+
+
+# --- PNG -----------------------------------------------------------------------
+_PNG_COLOUR_MODES = {0: "L", 2: "RGB", 4: "LA", 6: "RGBA"}
+
+
+def _decode_png_spng(data: bytes, im: Image.Image) -> Image.Image | None:
+    """An 8-bit grey or RGB(A) PNG decoded by libspng, or None for Pillow to decode.
+
+    Pillow keeps palette, 1/2/4/16-bit, tRNS (a transparent colour) and
+    animated PNGs, and any file libspng refuses (Pillow is more lenient, or
+    reports the damage as before).
+    """
+    if len(data) < 29 or data[12:16] != b"IHDR":
+        return None
+    depth, colour = data[24], data[25]
+    mode = _PNG_COLOUR_MODES.get(colour)
+    if depth != 8 or mode != im.mode or "transparency" in im.info or getattr(im, "n_frames", 1) > 1:
+        return None
+    try:
+        # RGB as RGBA (alpha 255): Pillow keeps RGB as 4 bytes a pixel, so an
+        # RGBX image can share the array's memory instead of copying it.
+        pixels = pyspng.load(data, "RGBA" if mode == "RGB" else mode)
+    except (RuntimeError, ValueError, MemoryError):
+        return None
+    if pixels.shape[:2] != (im.height, im.width) or pixels.dtype != np.uint8:
+        return None
+    if mode == "LA":  # two bytes a pixel: no shared layout in Pillow
+        out = Image.fromarray(pixels, mode)
+    else:
+        raw = "RGBX" if mode == "RGB" else mode
+        out = Image.frombuffer(raw, im.size, pixels, "raw", raw, 0, 1)
+    out.info = im.info
+    return out
+
+
+def _decode(data: bytes, im: Image.Image, source: Probe, need_w: int, need_h: int) -> Image.Image:
+    """Decode ``im`` (opened from ``data``) once, as small as ``need_w`` x ``need_h`` allows."""
+    if source.format in ("JPEG", "MPO"):
+        mode = im.mode if im.mode in ("L", "RGB", "CMYK") else None
+        eighth_w, eighth_h = -(-source.width // 8), -(-source.height // 8)
+        if (
+            source.format == "JPEG"
+            and im.info.get("progressive")
+            and min(source.width, source.height) >= 8
+            and eighth_w >= need_w
+            and eighth_h >= need_h
+        ):
+            dc_only = _progressive_dc_only(data)
+            if dc_only is not None:
+                try:
+                    small = Image.open(io.BytesIO(dc_only))
+                    small.draft(mode, (source.width // 8, source.height // 8))
+                    small.load()
+                except (OSError, SyntaxError, ValueError, EOFError):
+                    pass  # not what this expected: decode the original as before
+                else:
+                    im.close()
+                    return small
+        im.draft(mode, (need_w, need_h))
+    elif source.format == "PNG":
+        decoded = _decode_png_spng(data, im)
+        if decoded is not None:
+            im.close()
+            return decoded
+    if getattr(im, "n_frames", 1) > 1:
+        im.seek(0)
+    im.load()
+    return im
+
+
 def render(
     data: bytes,
     specs: Iterable[Spec] = STANDARD_SPECS,
@@ -323,7 +580,7 @@ def render(
         if fmt not in ("WEBP", "AVIF"):
             raise InvalidSpec(f"Unknown extra output format {fmt!r}.")
 
-    orientation = _orientation(im)
+    orientation = _orientation(im, data)
     swap = orientation in (5, 6, 7, 8)
     up_w, up_h = (source.height, source.width) if swap else (source.width, source.height)
 
@@ -333,11 +590,7 @@ def render(
         need_h = max(_needed_size(up_w, up_h, s)[1] for s in specs)
         if swap:
             need_w, need_h = need_h, need_w
-        if source.format == "JPEG" or source.format == "MPO":
-            im.draft(im.mode if im.mode in ("L", "RGB", "CMYK") else None, (need_w, need_h))
-        if getattr(im, "n_frames", 1) > 1:
-            im.seek(0)
-        im.load()
+        im = _decode(data, im, source, need_w, need_h)
     except Image.DecompressionBombError as exc:
         raise TooManyPixels(str(exc)) from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
