@@ -1,4 +1,4 @@
-"""Periodic duties: the scaling hook and the dead-letter sweep, each on its own interval.
+"""Periodic duties: the scaling hook, the dead-letter sweep and the stranded-upload sweep, each on its own interval.
 
 Exactly one process runs them, whatever the number of web nodes: in
 production every web node of the group starts ``manage.py duties``, and the
@@ -71,6 +71,16 @@ def dead_letter_sweep(sqs) -> None:
     if not dlq:
         dlq = sqs.get_queue_url(QueueName=settings.SQS_DEAD_LETTER_QUEUE_NAME)["QueueUrl"]
     sweep(sqs, dlq)
+
+
+STRANDED_SWEEP_SECONDS = 60  # how often stranded uploads are looked for (they are older than 15 min)
+
+
+def stranded_sweep() -> None:
+    """Pending images whose message was lost are queued again (see ``stranded``)."""
+    from .stranded import redispatch_stranded
+
+    redispatch_stranded()
 
 
 @dataclass

@@ -16,7 +16,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -30,6 +30,7 @@ from imageshare.images.models import Image
 
 from .models import ScalingDecision, ScalingPolicy
 from .queues import queue_depth
+from .stranded import last_redispatch, redispatched_total, stranded_images
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,19 @@ class _Collector:
         for status, n in _images_by_status().items():
             images.add_metric([status], n)
         yield images
+        # Stranded uploads (imageshare/console/stranded.py): pending past
+        # STRANDED_AFTER_SECONDS now (normally 0: the duties queue them again
+        # within a minute), and how many were queued again so far.
+        stranded = GaugeMetricFamily(
+            "imageshare_images_stranded", "Pending images queued longer ago than STRANDED_AFTER_SECONDS"
+        )
+        stranded.add_metric([], stranded_images().count())
+        yield stranded
+        redispatched = CounterMetricFamily(
+            "imageshare_stranded_redispatched", "Stranded pending images queued again by the periodic duties"
+        )
+        redispatched.add_metric([], redispatched_total())
+        yield redispatched
 
 
 class MetricsView(_OpsView):
@@ -171,6 +185,12 @@ def ops_page(request):
             "decisions": ScalingDecision.objects.all()[:30],
             "retryable": retryable_images().count(),
             "retry_batch": RETRY_BATCH,
+            "stranded": {
+                "now": stranded_images().count(),
+                "after_minutes": round(settings.STRANDED_AFTER_SECONDS / 60),
+                "redispatched": redispatched_total(),
+                "last": last_redispatch(),
+            },
         },
         status=400 if request.method == "POST" else 200,
     )

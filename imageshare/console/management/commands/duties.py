@@ -2,7 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from imageshare.console.autoscaler import Autoscaler
-from imageshare.console.duties import Duty, dead_letter_sweep, run_duties
+from imageshare.console.duties import STRANDED_SWEEP_SECONDS, Duty, dead_letter_sweep, run_duties, stranded_sweep
 from imageshare.console.models import ScalingPolicy
 from imageshare.console.pool import make_provider
 from ops.deploy.clients import client
@@ -14,7 +14,10 @@ def _aws(service: str):
 
 
 class Command(BaseCommand):
-    help = "Run the periodic duties (the scaling hook, the dead-letter sweep); one process at a time holds them."
+    help = (
+        "Run the periodic duties (the scaling hook, the dead-letter sweep, the stranded-upload sweep); "
+        "one process at a time holds them."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--provider", default=settings.SCALING_PROVIDER, choices=["local", "asg"])
@@ -26,6 +29,7 @@ class Command(BaseCommand):
         duties = [
             Duty("scaling", lambda: ScalingPolicy.current().interval_seconds, hook.tick),  # logs its decision
             Duty("dead-letter sweep", lambda: settings.DEAD_LETTER_SWEEP_SECONDS, lambda: dead_letter_sweep(sqs)),
+            Duty("stranded uploads", lambda: STRANDED_SWEEP_SECONDS, stranded_sweep),
         ]
         self.stdout.write(f"periodic duties running with the {provider} provider")
         run_duties(duties, StopOnSignal(), once=once)
