@@ -175,6 +175,11 @@ AXES_VERBOSE = False
 # Basic auth and /api/upload send the password with every request: after one
 # successful Argon2 verify, the pair is recognised for this long (in process
 # memory, under a keyed hash; dropped on password change). 0 turns it off.
+# The doors outside the JSON API (imageshare/images/doors.py), per client address:
+# credential failures on /api/upload, registrations, password-reset e-mails.
+LOGIN_FAILURES_PER_ADDRESS = envstr("LOGIN_FAILURES_PER_ADDRESS", "30/h")
+REGISTRATIONS_PER_ADDRESS = envstr("REGISTRATIONS_PER_ADDRESS", "10/h")
+PASSWORD_RESETS_PER_ADDRESS = envstr("PASSWORD_RESETS_PER_ADDRESS", "5/h")
 CREDENTIAL_CACHE_SECONDS = envint("CREDENTIAL_CACHE_SECONDS", 300, minimum=0)
 
 LOGIN_URL = "login"

@@ -28,6 +28,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from . import doors
 from .api import ModeAccess, UploadThrottleMixin
 from .auth import LockoutAwareBasicAuthentication
 from .credentials import authenticate_password
@@ -77,6 +78,13 @@ def register(request):
         return _json_405(request)
     if not settings.OPEN_REGISTRATION:
         return seed_error(404, "Registration is not open on this server; ask an administrator for an account.")
+    # Registrations are limited per address. A taken name answers 409: a
+    # client must learn to pick another, so names are not secret here; the
+    # limit keeps anyone from listing them quickly (documented in the README).
+    try:
+        doors.check_address(request, "register", "REGISTRATIONS_PER_ADDRESS", "registrations")
+    except ImageshareError as exc:
+        return seed_response(exc)
     username = request.POST.get("username", "")
     password = request.POST.get("password", "")
     if not username or not password:
@@ -103,8 +111,15 @@ def upload(request):
     password = request.POST.get("password", "")
     if not username or not password:
         return seed_error(400, "Send form fields 'username', 'password' and 'file'.")
+    try:
+        doors.address_exhausted(request, "login-failures", "LOGIN_FAILURES_PER_ADDRESS", "failed logins")
+    except ImageshareError as exc:
+        return seed_response(exc)
     user = authenticate_password(request, username, password)
     if user is None:
+        doors.note_failed_login(request)
+        if getattr(request, "axes_locked_out", False):
+            return seed_error(429, "Too many failed logins for this account from here; try again later.")
         return seed_error(401, "Unknown username or wrong password.")
     try:
         # The body is parsed already (the credentials are form fields).

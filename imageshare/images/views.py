@@ -14,7 +14,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.models import User
 from django.contrib.auth.validators import ASCIIUsernameValidator
-from django.contrib.auth.views import redirect_to_login
+from django.contrib.auth.views import PasswordResetView, redirect_to_login
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -24,12 +24,12 @@ from django.views.decorators.http import require_http_methods
 
 from thumbnails.engine import MAX_SPEC_SIDE
 
-from . import quotas
+from . import doors, quotas
 from .access import find_visible, is_open, owned_or_404
 from .commands import delete_image, retry_image
 from .commands import request_rendition as queue_rendition
 from .errors import ImageshareError
-from .http_errors import api_error_json, show_on_page
+from .http_errors import api_error_json, http_status, show_on_page
 from .models import Image
 from .payloads import image_payload
 from .seed import SeedUploadView
@@ -112,6 +112,11 @@ def _upload_from_form(request):
     if not files:
         messages.error(request, "Choose at least one photo to upload.")
         return render(request, "images/home.html", _home_context(request, UploadForm()), status=400)
+    try:
+        doors.check_form_uploads(request, len(files))
+    except ImageshareError as exc:
+        status = show_on_page(request, exc)
+        return render(request, "images/home.html", _home_context(request, UploadForm()), status=status)
     done, last = [], None
     for upload in files:
         try:
@@ -239,6 +244,19 @@ def account_new(request):
         messages.success(request, f"Created the account {user.username}.")
         return redirect("account-new")
     return render(request, "registration/account_new.html", {"form": form}, status=400 if form.errors else 200)
+
+
+class RateLimitedPasswordResetView(PasswordResetView):
+    """Django's password reset, at most PASSWORD_RESETS_PER_ADDRESS e-mails asked for per address."""
+
+    def post(self, request, *args, **kwargs):
+        try:
+            doors.check_address(request, "password-reset", "PASSWORD_RESETS_PER_ADDRESS", "password resets")
+        except ImageshareError as exc:
+            response = render(request, "images/error.html", {"message": exc.message}, status=http_status(exc))
+            response["Retry-After"] = str(getattr(exc, "retry_after", "") or 60)
+            return response
+        return super().post(request, *args, **kwargs)
 
 
 def locked_out(request, *args, **kwargs):
