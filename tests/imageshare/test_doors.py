@@ -26,7 +26,8 @@ def test_a_locked_out_account_on_api_upload_answers_429_not_401(owner, queue, se
     client = Client()
     for _ in range(2):
         client.post("/api/upload", {"username": "owner", "password": "nope", "file": upload_file()})
-    assert client.post("/api/upload", {"username": "owner", "password": "nope", "file": upload_file()}).status_code == 429
+    refused = client.post("/api/upload", {"username": "owner", "password": "nope", "file": upload_file()})
+    assert refused.status_code == 429
 
 
 def test_registrations_are_limited_per_address(settings):
