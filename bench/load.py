@@ -63,6 +63,9 @@ from requests.auth import AuthBase
 DOORS = {"/api/upload": "seed-upload", "/": "seed-home", "/api/v1/images": "api"}
 IMAGE_SUFFIXES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
 MAX_COUNT = 100_000  # a typo in COUNT should not mean a day of uploads
+# The ops endpoints answer from the same web workers as the uploads: when those are saturated a sample
+# waits its turn, and a late sample (stamped when it arrives) is worth more than none.
+SAMPLE_TIMEOUT = 30
 GAP_SECONDS = 5  # samples further apart than this are not joined by a line in the plot
 LATE_SECONDS = 0.1  # an upload that starts later than this after its slot is "behind schedule"
 RUNNING = re.compile(r"Running:\s*<strong>(\d+)</strong>\s*·\s*starting:\s*(\d+)")
@@ -356,33 +359,36 @@ class Sampler(threading.Thread):
     def login(self) -> None:
         """Probe both sources once; the ops page needs a logged-in session (Django's login form)."""
         a, s = self.load.args, self.session
-        r = s.get(f"{a.base}/ops/queue.json", timeout=10, allow_redirects=False)
+        r = self.get("/ops/queue.json")
         self.queue_ok = r.status_code == 200
         if not self.queue_ok:
             self.notes.append(f"queue depth left out: /ops/queue.json answered {r.status_code} (needs a staff account)")
-        page = s.get(f"{a.base}/login/", timeout=10, allow_redirects=False)
+        page = self.get("/login/")
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
         if token:
             s.post(
                 f"{a.base}/login/",
                 data={"username": a.username, "password": a.password, "csrfmiddlewaretoken": token.group(1)},
                 headers={"Referer": f"{a.base}/login/"},
-                timeout=10,
+                timeout=SAMPLE_TIMEOUT,
                 allow_redirects=False,
             )
         self.pool_ok = self.read_pool() is not None
         if not self.pool_ok:
             self.notes.append("worker count left out: the /ops/ page needs a staff account (login failed or not staff)")
 
+    def get(self, path: str) -> requests.Response:
+        return self.session.get(f"{self.load.args.base}{path}", timeout=SAMPLE_TIMEOUT, allow_redirects=False)
+
     def read_pool(self) -> tuple[int, int] | None:
-        r = self.session.get(f"{self.load.args.base}/ops/", timeout=10, allow_redirects=False)
+        r = self.get("/ops/")
         m = RUNNING.search(r.text) if r.status_code == 200 else None
         return (int(m.group(1)), int(m.group(2))) if m else None
 
     def sample(self) -> None:
         try:
             if self.queue_ok:
-                r = self.session.get(f"{self.load.args.base}/ops/queue.json", timeout=10, allow_redirects=False)
+                r = self.get("/ops/queue.json")
                 if r.status_code == 200:
                     depth = r.json()
                     values = {
