@@ -2,7 +2,9 @@
 
 A provider reports the pool as it is (``state``) and moves it towards a size
 (``set_desired``). Both read the real state every time instead of
-remembering it, so the hook can restart without disturbing the pool.
+remembering it: a restarted hook rebuilds its view from the pool itself (the
+EC2 group's instances stay; local workers leave with the hook that started
+them, and the new hook starts fresh ones).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ops.process import die_with_parent
+from ops.process import die_with_parent, start_time, stat_fields
 
 log = logging.getLogger(__name__)
 
@@ -184,17 +186,8 @@ def _next_name(taken: set[str]) -> str:
     return f"worker{i}"
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    """/proc/PID/stat after the command name (which may hold spaces); None if gone."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-
-
 def _start_time(pid: int) -> str:
-    fields = _stat_fields(pid)
-    return fields[19] if fields else "?"  # field 22 of stat: start time, set at fork
+    return start_time(pid) or "?"
 
 
 def _read_pid_file(path: Path) -> tuple[int, str | None]:
@@ -211,7 +204,7 @@ def _is_worker(pid: int, started: str | None = None) -> bool:
     show the parent's for a moment (seen here in about one start in fifteen).
     Pid files without a start time fall back to the command line.
     """
-    fields = _stat_fields(pid)
+    fields = stat_fields(pid)
     if fields is None or fields[0] == "Z":  # gone, or exited and not yet reaped
         return False
     if started is not None and started != "?":
