@@ -34,6 +34,8 @@ if _s.SQS_QUEUE_URL:
     # Predefined queues: kombu never creates or lists queues, so the DLQ and
     # redrive policy set up by ops/ are the ones in use, and IAM can stay narrow.
     broker_transport_options["predefined_queues"] = {_queue: {"url": _s.SQS_QUEUE_URL}}
+    if _s.SQS_EXTRAS_QUEUE_URL:
+        broker_transport_options["predefined_queues"][_s.SQS_EXTRAS_QUEUE_NAME] = {"url": _s.SQS_EXTRAS_QUEUE_URL}
 broker_connection_retry_on_startup = True
 
 task_default_queue = _queue

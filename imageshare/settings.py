@@ -296,6 +296,11 @@ SQS_DEAD_LETTER_QUEUE_NAME = envstr("SQS_DEAD_LETTER_QUEUE_NAME", f"{SQS_QUEUE_N
 SQS_MAX_RECEIVE_COUNT = envint("SQS_MAX_RECEIVE_COUNT", 5, minimum=1)
 # Set by the local stack and by provisioning; when unset the URLs are looked up by name.
 SQS_QUEUE_URL = envstr("SQS_QUEUE_URL", "") or None
+# Extra sizes asked for after upload have a queue of their own, which workers
+# consume beside the main one: one account's flood of extra sizes never waits
+# in front of anyone's new upload (fair processing).
+SQS_EXTRAS_QUEUE_NAME = envstr("SQS_EXTRAS_QUEUE_NAME", f"{SQS_QUEUE_NAME}-extras")
+SQS_EXTRAS_QUEUE_URL = envstr("SQS_EXTRAS_QUEUE_URL", "") or None
 SQS_DEAD_LETTER_QUEUE_URL = envstr("SQS_DEAD_LETTER_QUEUE_URL", "") or None
 
 # The longest a resize task may run (Celery's hard time limit).

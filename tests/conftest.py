@@ -45,18 +45,33 @@ def aws():
             visibility_timeout=settings.SQS_VISIBILITY_TIMEOUT,
             max_receive_count=settings.SQS_MAX_RECEIVE_COUNT,
         )
-        yield {"s3": s3, "sqs": sqs, "bucket": settings.S3_BUCKET, "queue_url": queue_url, "dlq_url": dlq_url}
+        extras_url, _ = ensure_queues(
+            sqs,
+            settings.SQS_EXTRAS_QUEUE_NAME,
+            settings.SQS_DEAD_LETTER_QUEUE_NAME,
+            visibility_timeout=settings.SQS_VISIBILITY_TIMEOUT,
+            max_receive_count=settings.SQS_MAX_RECEIVE_COUNT,
+        )
+        yield {
+            "s3": s3,
+            "sqs": sqs,
+            "bucket": settings.S3_BUCKET,
+            "queue_url": queue_url,
+            "dlq_url": dlq_url,
+            "extras_url": extras_url,
+        }
 
 
 @pytest.fixture
 def queue(aws):
-    """The work queue, emptied before the test (PurgeQueue is rate-limited to once a minute)."""
-    for _ in range(100):
-        batch = aws["sqs"].receive_message(QueueUrl=aws["queue_url"], MaxNumberOfMessages=10, WaitTimeSeconds=0)
-        if not batch.get("Messages"):
-            break
-        for m in batch["Messages"]:
-            aws["sqs"].delete_message(QueueUrl=aws["queue_url"], ReceiptHandle=m["ReceiptHandle"])
+    """The work queues, emptied before the test (PurgeQueue is rate-limited to once a minute)."""
+    for url in (aws["queue_url"], aws["extras_url"]):
+        for _ in range(100):
+            batch = aws["sqs"].receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            if not batch.get("Messages"):
+                break
+            for m in batch["Messages"]:
+                aws["sqs"].delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
     return aws
 
 

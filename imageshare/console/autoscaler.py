@@ -68,7 +68,9 @@ class Autoscaler:
         policy = ScalingPolicy.current()
         try:
             s = policy.to_settings()
-            depth = self.read_queue()["work"]
+            queues = self.read_queue()
+            # Both queues the workers consume: new uploads and extra sizes.
+            depth = {k: queues["work"][k] + queues.get("extras", {}).get(k, 0) for k in ("visible", "in_flight")}
             pool = self.provider.state()
             task_s = recent_task_seconds()
         except Exception as exc:  # any broken read: skip, never act on it

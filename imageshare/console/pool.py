@@ -30,7 +30,7 @@ def make_provider(kind: str | None = None):
     concurrency = ScalingPolicy.current().worker_concurrency
     return LocalProvider(
         settings.VAR_DIR / "workers",
-        lambda name: worker_command(settings.SQS_QUEUE_NAME, concurrency, name),
+        lambda name: worker_command(f"{settings.SQS_QUEUE_NAME},{settings.SQS_EXTRAS_QUEUE_NAME}", concurrency, name),
         # The local workers inherit this process's environment (the stack's settings), as any child would.
         dict(os.environ),
         concurrency,

@@ -37,8 +37,10 @@ def queue_depth() -> dict:
     Raises botocore errors when SQS cannot be reached; callers decide what to show.
     """
     work = settings.SQS_QUEUE_URL or _queue_url(settings.SQS_QUEUE_NAME)
+    extras = settings.SQS_EXTRAS_QUEUE_URL or _queue_url(settings.SQS_EXTRAS_QUEUE_NAME)
     dead = settings.SQS_DEAD_LETTER_QUEUE_URL or _queue_url(settings.SQS_DEAD_LETTER_QUEUE_NAME)
     return {
         "work": {"name": settings.SQS_QUEUE_NAME, **_counts(work)},
+        "extras": {"name": settings.SQS_EXTRAS_QUEUE_NAME, **_counts(extras)},
         "dead_letter": {"name": settings.SQS_DEAD_LETTER_QUEUE_NAME, **_counts(dead)},
     }

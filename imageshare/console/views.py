@@ -103,9 +103,9 @@ class _Collector:
             g = GaugeMetricFamily(
                 "imageshare_sqs_messages", "Messages in the SQS queues by state", labels=["queue", "state"]
             )
-            for label, q in (("work", depth["work"]), ("dead_letter", depth["dead_letter"])):
+            for label in ("work", "extras", "dead_letter"):
                 for state in ("visible", "in_flight", "delayed"):
-                    g.add_metric([label, state], q[state])
+                    g.add_metric([label, state], depth[label][state])
             yield g
         images = GaugeMetricFamily("imageshare_images", "Images by status", labels=["status"])
         for status, n in _images_by_status().items():

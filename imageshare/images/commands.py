@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
@@ -70,7 +71,10 @@ def request_rendition(image: Image, width: int, height: int, mode: str) -> tuple
     from thumbnails.tasks import make_renditions
 
     try:
-        make_renditions.delay(str(image.id), [{"name": spec.name, "width": width, "height": height, "mode": mode}])
+        make_renditions.apply_async(
+            (str(image.id), [{"name": spec.name, "width": width, "height": height, "mode": mode}]),
+            queue=settings.SQS_EXTRAS_QUEUE_NAME,  # never in front of anyone's new upload
+        )
     except Exception as exc:
         raise Unavailable.queue() from exc
     quotas.note_extra_size(image, spec.name)

@@ -269,6 +269,14 @@ class Stack:
         )
         self.env["SQS_QUEUE_URL"] = queue_url
         self.env["SQS_DEAD_LETTER_QUEUE_URL"] = dlq_url
+        extras = self.env.get("SQS_EXTRAS_QUEUE_NAME", f"{queue}-extras")
+        self.env["SQS_EXTRAS_QUEUE_URL"], _ = ensure_queues(
+            client("sqs", endpoint_url=endpoint, region=region),
+            extras,
+            self.env.get("SQS_DEAD_LETTER_QUEUE_NAME", f"{queue}-dlq"),
+            visibility_timeout=int(self.env.get("SQS_VISIBILITY_TIMEOUT", s.SQS_VISIBILITY_TIMEOUT)),
+            max_receive_count=int(self.env.get("SQS_MAX_RECEIVE_COUNT", s.SQS_MAX_RECEIVE_COUNT)),
+        )
 
     def prepare_db(self) -> str:
         self._manage("migrate", "--noinput")

@@ -51,7 +51,8 @@ def test_an_extra_rendition_is_queued_then_made_at_the_exact_size(owner_client, 
     resp = owner_client.post(url, {"width": 400, "height": 300, "mode": "fill"}, content_type="application/json")
     assert resp.status_code == 202
     assert resp.json()["name"] == "400x300-fill" and resp.json()["status"] == "pending"
-    messages = queue["sqs"].receive_message(QueueUrl=queue["queue_url"], MaxNumberOfMessages=10)["Messages"]
+    # Extra sizes wait in a queue of their own, never in front of new uploads.
+    messages = queue["sqs"].receive_message(QueueUrl=queue["extras_url"], MaxNumberOfMessages=10)["Messages"]
     assert any("400x300-fill" in m["Body"] or "400x300-fill" in _decoded(m["Body"]) for m in messages)
     make_renditions.run(body["id"], [{"name": "400x300-fill", "width": 400, "height": 300, "mode": "fill"}])
     r = Rendition.objects.get(image_id=body["id"], name="400x300-fill")
