@@ -159,8 +159,6 @@ def parse_args(argv=None) -> argparse.Namespace:
             args.count = max(1, round(60 * args.rate))
     if not 1 <= args.count <= MAX_COUNT:
         parser.error(f"COUNT must be between 1 and {MAX_COUNT}")
-    if args.auth == "token" and args.url.rstrip("/").endswith("/api/upload"):
-        parser.error("/api/upload takes the credentials in the form: --auth token does not apply")
     if args.connections < 1:
         parser.error("--connections must be at least 1")
     if args.drain_timeout < 0 or args.timeout <= 0:
@@ -170,6 +168,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         check_loopback(args.url)
     except SystemExit as exc:
         parser.error(str(exc))
+    if args.auth == "token" and args.door == "seed-upload":
+        parser.error("/api/upload takes the credentials in the form: --auth token does not apply")
     return args
 
 

@@ -133,6 +133,14 @@ def test_bad_arguments_stop_with_usage(extra, capsys):
     assert exc.value.code == 2
 
 
+def test_a_token_is_for_the_basic_auth_doors_only(capsys):
+    args = load.parse_args(["http://127.0.0.1:8000/api/v1/images", "u", "p", "2", "photos", "--auth", "token"])
+    assert args.auth == "token"
+    with pytest.raises(SystemExit) as exc:  # the seed form carries its credentials in the body
+        load.parse_args(["http://127.0.0.1:8000/api/upload", "u", "p", "2", "photos", "--auth", "token"])
+    assert exc.value.code == 2
+
+
 # --- one run against a fake service ----------------------------------------------------
 class FakeService(BaseHTTPRequestHandler):
     """Accepts uploads to /api/v1/images; every image is ready 1.5 s after creation except img1 (pending forever)."""
