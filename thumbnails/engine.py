@@ -487,15 +487,15 @@ def _strip_ac_scans(data: bytes) -> bytes | None:
 
 
 # --- PNG -----------------------------------------------------------------------
-_PNG_COLOUR_MODES = {0: "L", 2: "RGB", 4: "LA", 6: "RGBA"}
+_PNG_COLOUR_MODES = {0: "L", 2: "RGB", 6: "RGBA"}  # colour type -> mode (libspng has no 8-bit LA output)
 
 
 def _decode_png_spng(data: bytes, im: Image.Image) -> Image.Image | None:
-    """An 8-bit grey or RGB(A) PNG decoded by libspng, or None for Pillow to decode.
+    """An 8-bit grey, RGB or RGBA PNG decoded by libspng, or None for Pillow to decode.
 
-    Pillow keeps palette, 1/2/4/16-bit, tRNS (a transparent colour) and
-    animated PNGs, and any file libspng refuses (Pillow is more lenient, or
-    reports the damage as before).
+    Pillow keeps palette, grey+alpha, 1/2/4/16-bit, tRNS (a transparent
+    colour) and animated PNGs, and any file libspng refuses (Pillow is more
+    lenient, or reports the damage as before).
     """
     if len(data) < 29 or data[12:16] != b"IHDR":
         return None
@@ -511,11 +511,8 @@ def _decode_png_spng(data: bytes, im: Image.Image) -> Image.Image | None:
         return None
     if pixels.shape[:2] != (im.height, im.width) or pixels.dtype != np.uint8:
         return None
-    if mode == "LA":  # two bytes a pixel: no shared layout in Pillow
-        out = Image.fromarray(pixels, mode)
-    else:
-        raw = "RGBX" if mode == "RGB" else mode
-        out = Image.frombuffer(raw, im.size, pixels, "raw", raw, 0, 1)
+    raw = "RGBX" if mode == "RGB" else mode
+    out = Image.frombuffer(raw, im.size, pixels, "raw", raw, 0, 1)
     out.info = im.info
     return out
 
