@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
@@ -67,17 +68,21 @@ def request_rendition(image: Image, width: int, height: int, mode: str) -> tuple
     existing = image.renditions.filter(name=spec.name).first()
     if existing:
         return spec.name, existing
-    quotas.check_extra_size(image, spec.name, width, height)
     from thumbnails.tasks import make_renditions
 
-    try:
-        make_renditions.apply_async(
-            (str(image.id), [{"name": spec.name, "width": width, "height": height, "mode": mode}]),
-            queue=settings.SQS_EXTRAS_QUEUE_NAME,  # never in front of anyone's new upload
-        )
-    except Exception as exc:
-        raise Unavailable.queue() from exc
-    quotas.note_extra_size(image, spec.name)
+    # One owner's requests in turn (a lock on the owner's row): the caps are
+    # read, then counted, and concurrent requests must not both slip through.
+    with transaction.atomic():
+        get_user_model().objects.select_for_update().filter(pk=image.owner_id).first()
+        quotas.check_extra_size(image, spec.name, width, height)
+        try:
+            make_renditions.apply_async(
+                (str(image.id), [{"name": spec.name, "width": width, "height": height, "mode": mode}]),
+                queue=settings.SQS_EXTRAS_QUEUE_NAME,  # never in front of anyone's new upload
+            )
+        except Exception as exc:
+            raise Unavailable.queue() from exc
+        quotas.note_extra_size(image, spec.name)
     return spec.name, None
 
 

@@ -305,9 +305,11 @@ class Stack:
         self._wait_for("web", lambda: port_open(self.web_port), 30, "gunicorn")
 
     def worker_command(self, index: int) -> list[str]:
-        return worker_command(
-            self.env.get("SQS_QUEUE_NAME", "imageshare-thumbnails"), self.concurrency, f"local{index}"
-        )
+        from imageshare import settings as s  # the same defaults the app reads
+
+        queue = self.env.get("SQS_QUEUE_NAME", s.SQS_QUEUE_NAME)
+        extras = self.env.get("SQS_EXTRAS_QUEUE_NAME", f"{queue}-extras")
+        return worker_command(f"{queue},{extras}", self.concurrency, f"local{index}")
 
     def start_workers(self) -> None:
         if self.autoscale:
