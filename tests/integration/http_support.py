@@ -1,6 +1,10 @@
 """Small helpers for the real-HTTP contract tests: sessions, forms, images, polling.
 
-Everything here talks to the local stack on 127.0.0.1 only.
+Everything here talks to the local stack on 127.0.0.1 only. A helper whose
+precondition fails (the stack does not answer as a fixture needs) raises
+``StackProblem``, not ``AssertionError``: the expected-failure marks say
+``raises=AssertionError``, so a broken stack is never taken for a known
+contract failure.
 """
 
 from __future__ import annotations
@@ -8,12 +12,23 @@ from __future__ import annotations
 import io
 import re
 import time
+from urllib.parse import urljoin
 
 import requests
 from PIL import Image, ImageDraw
 
 HTML = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"  # what a browser sends
 _CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken"\s+value="([^"]+)"')
+_FORM = re.compile(r"<form\b([^>]*)>(.*?)</form>", re.S)
+
+
+class StackProblem(Exception):
+    """A test's precondition failed: the stack or a fixture, not the contract under test."""
+
+
+def require(condition: object, message: str) -> None:
+    if not condition:
+        raise StackProblem(message)
 
 
 def jpeg_bytes(width: int = 640, height: int = 480) -> bytes:
@@ -35,8 +50,18 @@ def pixel_size(data: bytes) -> tuple[int, int]:
 def csrf_token(html: str) -> str:
     """The csrfmiddlewaretoken of the first form on a page."""
     match = _CSRF_INPUT.search(html)
-    assert match, "no csrfmiddlewaretoken on the page"
+    require(match, "no csrfmiddlewaretoken on the page")
     return match.group(1)
+
+
+def find_form(page: requests.Response, containing: str) -> tuple[str, str]:
+    """(absolute URL the form posts to, its CSRF token) of the first form whose HTML contains ``containing``."""
+    for match in _FORM.finditer(page.text):
+        attrs, inner = match.groups()
+        if containing in attrs or containing in inner:
+            action = re.search(r'\baction="([^"]*)"', attrs)
+            return urljoin(page.url, action.group(1) if action else page.url), csrf_token(inner)
+    raise StackProblem(f"no form containing {containing!r} on {page.url}")
 
 
 def browser(base: str) -> requests.Session:
@@ -51,21 +76,22 @@ def form_login(base: str, username: str, password: str) -> requests.Session:
     """Log in through the HTML login form (GET it, POST it with its CSRF token); return the session."""
     session = browser(base)
     page = session.get(f"{base}/login/", timeout=10)
-    assert page.status_code == 200, page.status_code
+    require(page.status_code == 200, f"GET /login/: {page.status_code}")
+    action, token = find_form(page, 'name="password"')
     resp = session.post(
-        f"{base}/login/",
-        data={"csrfmiddlewaretoken": csrf_token(page.text), "username": username, "password": password, "next": "/"},
+        action,
+        data={"csrfmiddlewaretoken": token, "username": username, "password": password, "next": "/"},
         allow_redirects=False,
         timeout=30,
     )
-    assert resp.status_code == 302, f"login as {username}: {resp.status_code} {resp.text[:300]}"
-    assert "sessionid" in session.cookies
+    require(resp.status_code == 302, f"login as {username}: {resp.status_code} {resp.text[:300]}")
+    require("sessionid" in session.cookies, f"login as {username}: no session cookie")
     return session
 
 
 def api_token(base: str, username: str, password: str) -> str:
     resp = requests.post(f"{base}/api/v1/token", data={"username": username, "password": password}, timeout=30)
-    assert resp.status_code == 200, f"{resp.status_code} {resp.text[:300]}"
+    require(resp.status_code == 200, f"POST /api/v1/token: {resp.status_code} {resp.text[:300]}")
     return resp.json()["token"]
 
 
@@ -81,7 +107,7 @@ def upload(api: requests.Session, data: bytes | None = None, name: str = "photo.
     resp = api.post(
         f"{api.base}/api/v1/images", files={"image": (name, data or jpeg_bytes(), "image/jpeg")}, timeout=30
     )
-    assert resp.status_code == 202, f"{resp.status_code} {resp.text[:300]}"
+    require(resp.status_code == 202, f"POST /api/v1/images: {resp.status_code} {resp.text[:300]}")
     return resp.json()
 
 
@@ -92,12 +118,12 @@ def wait_until_not_pending(api: requests.Session, image_id: str, timeout: float 
         if body["status"] != "pending":
             return body
         time.sleep(0.2)
-    raise AssertionError(f"image {image_id} still pending after {timeout}s")
+    raise StackProblem(f"image {image_id} still pending after {timeout}s")
 
 
 def image_count(api: requests.Session) -> int:
     resp = api.get(f"{api.base}/api/v1/images", params={"limit": 1}, timeout=10)
-    assert resp.status_code == 200, resp.status_code
+    require(resp.status_code == 200, f"GET /api/v1/images: {resp.status_code}")
     return resp.json()["count"]
 
 

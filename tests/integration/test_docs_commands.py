@@ -27,10 +27,11 @@ import pytest
 from tests.integration.conftest import ADMIN_PASSWORD
 from tests.integration.http_support import (
     clear_rate_limits,
-    csrf_token,
+    find_form,
     form_login,
     jpeg_bytes,
     pixel_size,
+    require,
     token_session,
     upload,
     wait_until_not_pending,
@@ -48,13 +49,7 @@ EXPECTED = [
     (re.compile(r"\$BASE/api/register\b"), 404, "needs OPEN_REGISTRATION=true, off by default"),
 ]
 # Lines documented to work that do not today; the fix is in code these tests do not own.
-XFAIL = [
-    (
-        re.compile(r"\$BASE/(\s|$)"),
-        "POST / answers 403 text/html 'CSRF verification failed' (Django's CSRF middleware runs before "
-        "the JSON branch of home()), not the documented 202",
-    ),
-]
+XFAIL: list[tuple[re.Pattern, str]] = []  # none today (POST / was, until 64f2f51 lifted CSRF on it)
 
 
 def _logical_lines(block: str):
@@ -101,7 +96,7 @@ def _params():
             marks.append(pytest.mark.skip(reason=reason))
         for pattern, why in XFAIL:
             if pattern.search(line):
-                marks.append(pytest.mark.xfail(strict=True, reason=why))
+                marks.append(pytest.mark.xfail(strict=True, raises=AssertionError, reason=why))
         params.append(pytest.param(line, id=f"{doc}:{lineno}", marks=marks))
     return params
 
@@ -129,7 +124,7 @@ def workdir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def ready_id(admin) -> str:
     image = upload(admin, jpeg_bytes(640, 480))
-    assert wait_until_not_pending(admin, image["id"])["status"] == "ready"
+    require(wait_until_not_pending(admin, image["id"])["status"] == "ready", "the fixture image did not become ready")
     return image["id"]
 
 
@@ -143,11 +138,11 @@ def doc_accounts(stack):
         for username, password in re.findall(r"username=(\w+) -[dF] password='([^']+)'", line):
             if username == "admin" or username in made:
                 continue
-            page = staff.get(f"{base}/accounts/new", timeout=10)
+            action, token = find_form(staff.get(f"{base}/accounts/new", timeout=10), 'name="password1"')
             resp = staff.post(
-                f"{base}/accounts/new",
+                action,
                 data={
-                    "csrfmiddlewaretoken": csrf_token(page.text),
+                    "csrfmiddlewaretoken": token,
                     "username": username,
                     "email": "",
                     "password1": password,
@@ -156,7 +151,7 @@ def doc_accounts(stack):
                 allow_redirects=False,
                 timeout=30,
             )
-            assert resp.status_code == 302, f"creating {username} for {doc}: {resp.status_code} {resp.text[:300]}"
+            require(resp.status_code == 302, f"creating {username} for {doc}: {resp.status_code} {resp.text[:300]}")
             made.append(username)
     return made
 

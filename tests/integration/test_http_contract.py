@@ -3,7 +3,7 @@
 README.md documents each endpoint; these tests drive them with ``requests``
 exactly as a client would (gunicorn, moto's S3 and SQS, a real Celery
 worker). Behaviour that does not hold today, and whose fix belongs to the
-views, the API or the schema, is marked ``xfail(strict=True)`` with what it
+views, the API or the schema, is marked ``xfail(strict=True, raises=AssertionError)`` with what it
 answers instead: when the code is fixed, the mark must go.
 
 Most API calls here use the admin's token rather than basic auth: the same
@@ -26,10 +26,12 @@ from tests.integration.http_support import (
     browser,
     clear_rate_limits,
     csrf_token,
+    find_form,
     form_login,
     image_count,
     jpeg_bytes,
     pixel_size,
+    require,
     token_session,
     upload,
     wait_until_not_pending,
@@ -40,20 +42,6 @@ pytestmark = pytest.mark.integration
 ADMIN = ("admin", ADMIN_PASSWORD)
 MEMBER = ("contract-member", "member-pass-7241-kestrel")
 OVER_LIMIT = 26 * 1024 * 1024  # MAX_UPLOAD_BYTES (25 MiB) + 64 KiB of multipart room, exceeded
-
-POST_ROOT_CSRF = (
-    "POST / for JSON clients is behind Django's CSRF middleware (home() in imageshare/images/views.py is not "
-    "csrf_exempt): every non-browser POST without a CSRF cookie and token gets 403 text/html "
-    "'CSRF verification failed. Request aborted.' before the view runs"
-)
-OTHER_METHODS_CSRF = (
-    "PUT/PATCH/DELETE / with Accept: application/json are stopped by the CSRF middleware: "
-    "403 text/html 'CSRF verification failed', not the documented JSON 405"
-)
-GET_ROOT_JSON = (
-    "GET / with Accept: application/json (no text/html) is treated as the page: "
-    "302 to /login/?next=/ (basic auth is not read by the page view), not the documented JSON 405"
-)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -80,12 +68,13 @@ def admin_browser(base) -> requests.Session:
 def member(base, admin_browser) -> tuple[str, str]:
     """A non-staff account, made as staff make them: the /accounts/new form, with its CSRF token."""
     page = admin_browser.get(f"{base}/accounts/new", timeout=10)
-    assert page.status_code == 200, page.status_code
+    require(page.status_code == 200, f"GET /accounts/new: {page.status_code}")
+    action, token = find_form(page, 'name="password1"')
     username, password = MEMBER
     resp = admin_browser.post(
-        f"{base}/accounts/new",
+        action,
         data={
-            "csrfmiddlewaretoken": csrf_token(page.text),
+            "csrfmiddlewaretoken": token,
             "username": username,
             "email": "",
             "password1": password,
@@ -94,7 +83,7 @@ def member(base, admin_browser) -> tuple[str, str]:
         allow_redirects=False,
         timeout=30,
     )
-    assert resp.status_code == 302, f"{resp.status_code} {resp.text[:500]}"
+    require(resp.status_code == 302, f"creating {username}: {resp.status_code} {resp.text[:500]}")
     return MEMBER
 
 
@@ -108,7 +97,7 @@ def ready_image(admin) -> dict:
     """A 640×480 JPEG of the admin's, processed by the real worker."""
     image = upload(admin, jpeg_bytes(640, 480))
     body = wait_until_not_pending(admin, image["id"])
-    assert body["status"] == "ready", body
+    require(body["status"] == "ready", f"the fixture image did not become ready: {body}")
     return body
 
 
@@ -123,7 +112,6 @@ def _post_root(base, *, auth=ADMIN, accept="application/json", files=None, **kwa
 # --- POST / (seed-compatible) -----------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=POST_ROOT_CSRF)
 def test_it_accepts_a_documented_upload_on_post_root_without_cookies_or_csrf_token(base, admin):
     resp = _post_root(base)
     assert resp.status_code == 202, f"{resp.status_code} {resp.headers.get('Content-Type')} {resp.text[:200]}"
@@ -135,12 +123,10 @@ def test_it_accepts_a_documented_upload_on_post_root_without_cookies_or_csrf_tok
     assert wait_until_not_pending(admin, body["id"])["status"] == "ready"
 
 
-@pytest.mark.xfail(strict=True, reason=POST_ROOT_CSRF)
 def test_it_answers_401_json_to_an_anonymous_upload_on_post_root(base):
     assert_json_error(_post_root(base, auth=None), 401)
 
 
-@pytest.mark.xfail(strict=True, reason=POST_ROOT_CSRF)
 @pytest.mark.parametrize(
     "files",
     [
@@ -154,26 +140,16 @@ def test_it_answers_400_json_on_post_root_without_a_valid_image(base, admin, fil
     assert image_count(admin) == before
 
 
-@pytest.mark.xfail(strict=True, reason=POST_ROOT_CSRF)
 def test_it_answers_413_json_on_post_root_over_the_upload_limit(base):
     files = {"image": ("big.jpg", bytes(OVER_LIMIT), "image/jpeg")}
     assert_json_error(_post_root(base, files=files), 413)
 
 
-@pytest.mark.xfail(strict=True, reason=POST_ROOT_CSRF)
 def test_it_answers_406_json_on_post_root_when_accept_does_not_allow_json(base):
     assert_json_error(_post_root(base, accept="image/png"), 406)
 
 
-@pytest.mark.parametrize(
-    "method",
-    [
-        pytest.param("GET", marks=pytest.mark.xfail(strict=True, reason=GET_ROOT_JSON)),
-        pytest.param("PUT", marks=pytest.mark.xfail(strict=True, reason=OTHER_METHODS_CSRF)),
-        pytest.param("PATCH", marks=pytest.mark.xfail(strict=True, reason=OTHER_METHODS_CSRF)),
-        pytest.param("DELETE", marks=pytest.mark.xfail(strict=True, reason=OTHER_METHODS_CSRF)),
-    ],
-)
+@pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE"])
 def test_it_answers_405_json_to_other_methods_on_root_when_json_is_asked_for(base, method):
     resp = requests.request(
         method, f"{base}/", auth=ADMIN, headers={"Accept": "application/json"}, allow_redirects=False, timeout=30
@@ -203,11 +179,6 @@ def test_it_does_not_let_a_session_cookie_alone_upload_on_post_root(base, admin,
     assert image_count(admin) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a cookie-only POST / with Accept: application/json is refused by Django's CSRF page: "
-    "403 text/html 'CSRF verification failed', not a JSON error",
-)
 def test_it_refuses_a_cookie_only_post_root_with_a_json_error(base, admin_browser):
     resp = admin_browser.post(
         f"{base}/",
@@ -325,15 +296,15 @@ def test_it_makes_a_requested_rendition_202_then_200_with_the_right_pixel_size(a
     spec = {"width": 200, "height": 200, "mode": "fill"}
     first = admin.post(url, json=spec, timeout=30)
     assert first.status_code == 202, first.text[:300]
-    assert first.json()["status"] == "pending"
-    deadline = time.monotonic() + 60
-    while True:
-        again = admin.post(url, json=spec, timeout=30)
-        if again.status_code == 200 or time.monotonic() > deadline:
-            break
-        assert again.status_code == 202, again.text[:300]
+    queued = first.json()
+    assert queued["status"] == "pending" and queued["url"] == f"{admin.base}/i/{ready_image['id']}/{queued['name']}"
+    detail = f"{admin.base}/api/v1/images/{ready_image['id']}"
+    deadline = time.monotonic() + 60  # poll the image: asking again while pending would queue the job again
+    while queued["name"] not in admin.get(detail, timeout=10).json()["renditions"]:
+        assert time.monotonic() < deadline, f"{queued['name']} was not made within 60 s"
         time.sleep(0.25)
-    assert again.status_code == 200, "the rendition was not made within 60 s"
+    again = admin.post(url, json=spec, timeout=30)
+    assert again.status_code == 200, again.text[:300]
     body = again.json()
     assert body["status"] == "ready" and (body["width"], body["height"]) == (200, 200)
     file = admin.get(body["url"], timeout=30)
@@ -444,14 +415,16 @@ def test_it_serves_queue_depth_to_staff_only(base, admin, member_api):
 
 
 def test_it_lets_staff_retry_failed_images_from_the_ops_page(base, admin_browser):
-    page = admin_browser.get(f"{base}/ops/", timeout=30)
+    action, token = find_form(admin_browser.get(f"{base}/ops/", timeout=30), "/ops/retry-failed")
     resp = admin_browser.post(
-        f"{base}/ops/retry-failed",
-        data={"csrfmiddlewaretoken": csrf_token(page.text)},
+        action,
+        data={"csrfmiddlewaretoken": token},
         allow_redirects=False,
         timeout=30,
     )
     assert resp.status_code == 302 and resp.headers["Location"] == "/ops/"
+    without_token = admin_browser.post(action, allow_redirects=False, timeout=10)
+    assert without_token.status_code == 403
 
 
 def test_it_refuses_retry_failed_to_a_non_staff_user(base, member):
@@ -486,9 +459,9 @@ def test_it_answers_healthz_with_200_json(base):
 
 def test_it_refuses_the_login_form_without_its_csrf_token(base):
     session = browser(base)
-    session.get(f"{base}/login/", timeout=10)  # the CSRF cookie, but no token in the form
+    action, _ = find_form(session.get(f"{base}/login/", timeout=10), 'name="password"')  # the CSRF cookie only
     resp = session.post(
-        f"{base}/login/", data={"username": "admin", "password": ADMIN_PASSWORD}, allow_redirects=False, timeout=10
+        action, data={"username": "admin", "password": ADMIN_PASSWORD}, allow_redirects=False, timeout=10
     )
     assert resp.status_code == 403
     assert "sessionid" not in session.cookies
@@ -502,8 +475,9 @@ def test_it_logs_in_through_the_login_form_with_its_csrf_token(base):
 
 def test_it_refuses_the_home_upload_form_without_its_csrf_token(base, admin, admin_browser):
     before = image_count(admin)
+    action, _ = find_form(admin_browser.get(f"{base}/", timeout=10), 'id="upload-form"')
     resp = admin_browser.post(
-        f"{base}/", files={"image": ("photo.jpg", jpeg_bytes(), "image/jpeg")}, allow_redirects=False, timeout=30
+        action, files={"image": ("photo.jpg", jpeg_bytes(), "image/jpeg")}, allow_redirects=False, timeout=30
     )
     assert resp.status_code == 403
     assert image_count(admin) == before
@@ -511,10 +485,10 @@ def test_it_refuses_the_home_upload_form_without_its_csrf_token(base, admin, adm
 
 def test_it_uploads_through_the_home_page_form_with_its_csrf_token(base, admin, admin_browser):
     before = image_count(admin)
-    page = admin_browser.get(f"{base}/", timeout=10)
+    action, token = find_form(admin_browser.get(f"{base}/", timeout=10), 'id="upload-form"')
     resp = admin_browser.post(
-        f"{base}/",
-        data={"csrfmiddlewaretoken": csrf_token(page.text)},
+        action,
+        data={"csrfmiddlewaretoken": token},
         files=[("image", ("one.jpg", jpeg_bytes(), "image/jpeg")), ("image", ("two.jpg", jpeg_bytes(), "image/jpeg"))],
         allow_redirects=False,
         timeout=30,
@@ -525,8 +499,9 @@ def test_it_uploads_through_the_home_page_form_with_its_csrf_token(base, admin, 
 
 
 def test_it_refuses_the_rendition_form_without_its_csrf_token(base, admin_browser, ready_image):
+    action, _ = find_form(admin_browser.get(f"{base}/images/{ready_image['id']}", timeout=10), 'name="width"')
     resp = admin_browser.post(
-        f"{base}/images/{ready_image['id']}",
+        action,
         data={"width": 150, "height": 100, "mode": "fit"},
         allow_redirects=False,
         timeout=10,
@@ -538,9 +513,10 @@ def test_it_queues_a_rendition_through_the_image_page_form(base, admin_browser, 
     page_url = f"{base}/images/{ready_image['id']}"
     page = admin_browser.get(page_url, timeout=10)
     assert page.status_code == 200
+    action, token = find_form(page, 'name="width"')
     resp = admin_browser.post(
-        page_url,
-        data={"csrfmiddlewaretoken": csrf_token(page.text), "width": 150, "height": 100, "mode": "fit"},
+        action,
+        data={"csrfmiddlewaretoken": token, "width": 150, "height": 100, "mode": "fit"},
         allow_redirects=False,
         timeout=30,
     )
