@@ -1,0 +1,250 @@
+"""schemathesis' command line against the live stack: every check, the schema the API serves.
+
+One run per session (module fixture), as a client would run it:
+
+    schemathesis run $BASE/api/v1/schema?format=json --url $BASE -c all -H "Authorization: Token $TOKEN"
+
+as admin, with the admin's token: the schema's security scheme (``tokenAuth``;
+basic auth is not in it), and no Argon2 verification per request, which with
+``--auth admin:PASSWORD`` makes the ~650 requests take minutes instead of ~40 s.
+Bounded (``--max-examples``, a fixed ``--seed``), with a JSON report to read
+the failures from. Two tests read that run:
+
+- the run passes every check (exit code 0): xfail today, see ``KNOWN``;
+- it finds nothing beyond ``KNOWN``, so a new kind of failure is not hidden
+  behind that xfail.
+
+Below them, each distinct finding reproduced by one deterministic request.
+``tests/integration/test_api_fuzz.py`` checks only that nothing answers 500.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.integration.conftest import METRICS_TOKEN
+from tests.integration.http_support import clear_rate_limits, require
+
+pytestmark = pytest.mark.integration
+
+SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
+MAX_EXAMPLES = 30
+SEED = 1
+
+# (check code, operation) of every failure the run finds today. Fixing one in the
+# views, the API or the schema means deleting its line here.
+KNOWN = {
+    # 500 for a token request whose JSON body is not an object: {"error": {"code": "server_error"}}
+    ("ST101", "POST /api/v1/token"),
+    # that 500, and 429 (django-axes lock-out, or the anon rate) answered but not in the schema
+    ("ST103", "POST /api/v1/token"),
+    # 429 {"error": {"code": "too_many_in_flight"}} (10 extra sizes in flight per account): not in the schema
+    ("ST103", "POST /api/v1/images/{image_id}/renditions"),
+    # GET /metrics?format=AAA: 404 {"error": {"code": "not_found", "message": "No such image."}}
+    ("ST103", "GET /metrics"),
+    # GET /api/v1/images?status= (empty, outside the schema's enum) accepted: 200
+    ("ST201", "GET /api/v1/images"),
+    # POST /api/v1/images: {"url": "0000…"} refused 400 bad_url (the schema says any string), and a
+    # multipart "image" of random bytes refused 415 unsupported_format (no schema can say "a decodable image")
+    ("ST202", "POST /api/v1/images"),
+}
+
+
+@pytest.fixture(scope="module")
+def run(stack, admin_token, tmp_path_factory):
+    """One schemathesis run: (completed process, its JSON report, its failed checks)."""
+    report_dir = tmp_path_factory.mktemp("schemathesis")
+    report = report_dir / "report.json"
+    events = report_dir / "events.ndjson"
+    base = stack.web_url
+    clear_rate_limits(stack)
+    try:
+        result = subprocess.run(
+            [
+                str(SCHEMATHESIS), "run", f"{base}/api/v1/schema?format=json",
+                "--url", base,
+                "-c", "all",
+                "-H", f"Authorization: Token {admin_token}",
+                "--max-examples", str(MAX_EXAMPLES),
+                "--seed", str(SEED),
+                "--request-timeout", "30",
+                "--report", "json,ndjson",
+                "--report-json-path", str(report),
+                "--report-ndjson-path", str(events),
+            ],
+            cwd=report_dir,  # its default report directory and any cassette stay in tmp
+            env={**os.environ, "NO_COLOR": "1"},
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )  # fmt: skip
+    finally:
+        # Hundreds of requests a minute as admin and as anonymous: the next tests start with fresh windows.
+        clear_rate_limits(stack)
+    require(report.exists(), f"no report; exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    data = json.loads(report.read_text())
+    require(data["complete"] and events.exists(), f"stopped: {data['stop_reason']}\n{result.stdout[-3000:]}")
+    return result, data, _failures(events)
+
+
+def _failures(events: Path) -> list[dict]:
+    """Each failed check of the run: its code, operation (stateful ones too), and the answer that failed it."""
+    found = []
+    for line in events.read_text().splitlines():
+        kind, event = next(iter(json.loads(line).items()))
+        if kind != "ScenarioFinished" or event.get("status") != "failure":
+            continue
+        recorder = event["recorder"]
+        for case_id, checks in recorder["checks"].items():
+            for check in checks:
+                if check["status"] != "failure":
+                    continue
+                failure = check["failure_info"]["failure"]
+                interaction = recorder["interactions"].get(case_id) or {}
+                response = interaction.get("response") or {}
+                content = response.get("content") or {}
+                body = base64.b64decode(content["$base64"]).decode(errors="replace") if "$base64" in content else ""
+                found.append(
+                    {
+                        "code": failure["code"],
+                        "operation": failure["operation"],
+                        "title": failure["title"],
+                        "request": f"{interaction.get('request', {}).get('method')} "
+                        f"{interaction.get('request', {}).get('uri')}",
+                        "status": response.get("status_code"),
+                        "body": body[:200],
+                    }
+                )
+    return found
+
+
+def _found(failures: list[dict]) -> set[tuple[str, str]]:
+    return {(f["code"], f["operation"]) for f in failures}
+
+
+def _listing(failures: list[dict]) -> str:
+    seen, lines = set(), []
+    for f in failures:
+        key = (f["code"], f["operation"], f["status"])
+        if key not in seen:
+            seen.add(key)
+            lines.append(f"{f['code']} {f['title']}: {f['request']} -> {f['status']} {f['body']}")
+    return "\n".join(lines)
+
+
+def test_it_runs_schemathesis_over_every_operation(run):
+    result, report, _ = run
+    assert report["complete"] and report["operations"]["tested"] == report["operations"]["selected"] >= 9
+    assert report["test_cases"]["generated"] >= 200
+    assert not report["errors"], report["errors"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="schemathesis finds the failures listed in KNOWN (a 500 and undocumented 404/429 answers, "
+    "schema-valid requests refused with 400/415, an out-of-schema one accepted)",
+)
+def test_it_passes_every_schemathesis_check(run):
+    result, _, failures = run
+    assert result.returncode == 0, f"exit {result.returncode}:\n{_listing(failures)}"
+
+
+def test_it_finds_no_failure_beyond_the_known_ones(run):
+    _, _, failures = run
+    new = _found(failures) - KNOWN
+    assert not new, f"new schemathesis failures {sorted(new)}:\n{_listing(failures)}"
+
+
+# --- each finding, reproduced -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def schema(stack) -> dict:
+    return requests.get(f"{stack.web_url}/api/v1/schema", params={"format": "json"}, timeout=10).json()
+
+
+def _documented(schema: dict, method: str, path: str) -> set[int]:
+    return {int(code) for code in schema["paths"][path][method.lower()]["responses"]}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason='POST /api/v1/token with the JSON body [null, null]: 500 {"error": {"code": "server_error"}}',
+)
+def test_it_answers_400_json_to_a_token_request_whose_body_is_not_an_object(stack):
+    resp = requests.post(f"{stack.web_url}/api/v1/token", json=[None, None], timeout=10)
+    assert resp.status_code == 400, f"{resp.status_code} {resp.text[:200]}"
+    assert set(resp.json()["error"]) == {"code", "message"}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason='GET /metrics?format=AAA answers 404 {"error": {"code": "not_found", "message": "No such image."}}; '
+    "the schema documents only 200",
+)
+def test_it_answers_a_documented_status_to_metrics_with_an_unknown_format(stack, schema):
+    resp = requests.get(
+        f"{stack.web_url}/metrics", params={"format": "AAA"}, headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+    )
+    assert resp.status_code in _documented(schema, "GET", "/metrics"), f"{resp.status_code} {resp.text[:200]}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="429 is documented only on POST /api/v1/images; observed elsewhere: POST /api/v1/token "
+    '429 {"error": {"code": "locked_out"}} (django-axes) and the anon rate, POST .../renditions '
+    '429 {"error": {"code": "too_many_in_flight"}}',
+)
+def test_it_documents_429_on_every_rate_limited_api_operation(schema):
+    """Every /api/v1 view is behind DRF's throttles (README: 429 rate-limited or locked out)."""
+    missing = [
+        f"{method.upper()} {path}"
+        for path, operations in schema["paths"].items()
+        if path.startswith("/api/v1/")
+        for method in operations
+        if method in ("get", "post", "put", "patch", "delete") and 429 not in _documented(schema, method, path)
+    ]
+    assert not missing, missing
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="GET /api/v1/images?status= (empty; the schema's enum is pending/ready/failed) answers 200",
+)
+def test_it_agrees_with_the_schema_on_an_empty_status_filter(stack, schema, admin_token):
+    params = {p["name"]: p for p in schema["paths"]["/api/v1/images"]["get"]["parameters"]}
+    resp = requests.get(
+        f"{stack.web_url}/api/v1/images", params={"status": ""}, headers={"Authorization": f"Token {admin_token}"}
+    )
+    # Either the API refuses it, or the schema allows it: they agree.
+    assert resp.status_code == 400 or "" in params["status"]["schema"]["enum"], f"{resp.status_code} {resp.text[:200]}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason='POST /api/v1/images {"url": "0000"} answers 400 bad_url while the schema\'s url is any string '
+    "(no format: uri)",
+)
+def test_it_agrees_with_the_schema_on_what_an_upload_url_is(stack, schema, admin_token):
+    resp = requests.post(
+        f"{stack.web_url}/api/v1/images", json={"url": "0000"}, headers={"Authorization": f"Token {admin_token}"}
+    )
+    body = schema["paths"]["/api/v1/images"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    url = schema["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]["properties"]["url"]
+    # Either the API takes "0000" as a URL to try, or the schema says it is not one: they agree.
+    refused = resp.status_code == 400
+    assert not refused or url.get("format") == "uri" or "pattern" in url, f"{resp.text[:200]} vs {url}"
