@@ -360,7 +360,7 @@ def _decoded_at_one_eighth(data: bytes) -> np.ndarray:
 )
 def test_a_progressive_jpeg_at_one_eighth_gives_the_same_pixels_from_its_dc_scans(mode, save):
     data = _progressive(photo(1203, 797).convert(mode), **save)  # sizes not multiples of 8 or 16
-    dc_only = engine._progressive_dc_only(data)
+    dc_only = engine._progressive_subset(data, 8)
     assert dc_only is not None
     assert len(dc_only) < 0.6 * len(data)
     assert np.array_equal(_decoded_at_one_eighth(dc_only), _decoded_at_one_eighth(data))
@@ -368,28 +368,65 @@ def test_a_progressive_jpeg_at_one_eighth_gives_the_same_pixels_from_its_dc_scan
 
 def test_render_decodes_a_large_progressive_jpeg_from_its_dc_scans_with_the_same_result(monkeypatch):
     data = _progressive(photo(1600, 1200), subsampling=1)
-    specs = [Spec("large", 200, 200), Spec("small", 50, 50), Spec("sq", 120, 120, "fill")]
-    calls = []
-    real = engine._progressive_dc_only
-    monkeypatch.setattr(engine, "_progressive_dc_only", lambda d: calls.append(1) or real(d))
+    specs = [Spec("large", 100, 100), Spec("small", 50, 50), Spec("sq", 60, 60, "fill")]  # 1/8 is twice 100x75
+    scales = []
+    real = engine._progressive_subset
+    monkeypatch.setattr(engine, "_progressive_subset", lambda d, scale: scales.append(scale) or real(d, scale))
     fast = engine.render(data, specs)
-    assert calls
-    monkeypatch.setattr(engine, "_progressive_dc_only", lambda d: None)
+    assert scales == [8]
+    monkeypatch.setattr(engine, "_progressive_subset", lambda d, scale: None)
     slow = engine.render(data, specs)
     assert [r.data for r in fast.renditions] == [r.data for r in slow.renditions]
 
 
-def test_a_progressive_jpeg_needing_more_than_one_eighth_is_decoded_in_full(monkeypatch):
-    data = _progressive(photo(1600, 1200))
-    monkeypatch.setattr(engine, "_progressive_dc_only", lambda d: pytest.fail("1/8 is too small for 600 px"))
-    assert sizes(engine.render(data)) == {"large": (600, 450), "medium": (300, 225), "small": (100, 75)}
+@pytest.mark.parametrize("subsampling", [0, 1, 2])
+def test_a_progressive_jpeg_at_one_quarter_is_decoded_from_its_early_scans_as_well_as_in_full(subsampling, monkeypatch):
+    im = photo(2400, 1600)
+    data = _progressive(im, subsampling=subsampling, quality=95)
+    early = engine._progressive_subset(data, 4)
+    assert early is not None and len(early) < 0.5 * len(data)
+    upright = upright_srgb(data)
+    specs = [Spec("large", 600, 600), Spec("sq", 400, 400, "fill")]  # 1/4 = 600x400
+    scores = {}
+    for how in ("early scans", "in full"):
+        if how == "in full":
+            monkeypatch.setattr(engine, "_progressive_subset", lambda d, scale: None)
+        for r in engine.render(data, specs, jpeg_quality=100).renditions:
+            mode = "fill" if r.name == "sq" else "fit"
+            scores[how, r.name] = ssim(decode(r.data), reference(upright, (r.width, r.height), mode))
+    for name in ("large", "sq"):
+        assert scores["early scans", name] >= SSIM_MIN
+        assert scores["early scans", name] >= scores["in full", name] - 0.005, scores
 
 
-def test_a_truncated_progressive_jpeg_fails_with_a_typed_error():
-    data = _progressive(photo(1600, 1200))
-    assert engine._progressive_dc_only(data[: len(data) * 2 // 3]) is None
+def _without_scans(data: bytes, drop) -> bytes:
+    """``data`` without the scans for which ``drop(component, Ss, Se, Ah, Al)`` is true."""
+    parts = [data[:2]]
+    for marker, start, end in engine._jpeg_segments(data):
+        if marker == 0xDA:
+            ss, se, shifts = data[start + 5 + 2 * data[start + 4] : start + 8 + 2 * data[start + 4]]
+            if drop(data[start + 5], ss, se, shifts >> 4, shifts & 15):
+                continue
+        parts.append(data[start:end])
+    return b"".join(parts)
+
+
+def test_a_progressive_jpeg_whose_first_ac_coefficients_come_late_is_decoded_in_full_at_one_quarter():
+    data = _progressive(photo(1600, 1200), subsampling=0)
+    assert engine._progressive_subset(data, 4) is not None
+    # libjpeg's script sends luma 1-5 two bits short first; without that scan
+    # the luma's first AC coefficients only come in the refinement passes.
+    late = _without_scans(data, lambda c, ss, se, ah, al: c == 1 and ss == 1 and ah == 0)
+    assert engine._progressive_subset(late, 4) is None
+    assert engine._progressive_subset(late, 8) is not None  # 1/8 needs no AC at all
+
+
+@pytest.mark.parametrize("box", [100, 350])  # decoded at 1/8, at 1/4
+def test_a_truncated_progressive_jpeg_fails_with_a_typed_error(box):
+    data = _progressive(photo(1600, 1200))[:-5000]
+    assert engine._progressive_subset(data, 8) is None and engine._progressive_subset(data, 4) is None
     with pytest.raises(engine.CorruptImage):
-        engine.render(data[: len(data) * 2 // 3], [Spec("s", 100, 100)])
+        engine.render(data, [Spec("s", box, box)])
 
 
 @pytest.mark.parametrize("mode", ["L", "RGB", "RGBA"])
@@ -463,7 +500,7 @@ def test_a_png_with_damaged_pixel_data_fails_with_a_typed_error():
 # --- quality: every rendition against a slow reference resize ---------------------
 # Luma SSIM (tests/support/ssim.py) of each rendition, encoded at JPEG q100 so
 # that only the engine's shortcuts count (DCT-scaled decoding, box reduce,
-# cascade, the progressive DC path), against one Pillow LANCZOS resize of the
+# cascade, the progressive scan subsets), against one Pillow LANCZOS resize of the
 # full decode (sRGB-encoded values, like the engine). 0.95: on these images a
 # nearest-neighbour resize scores 0.70-0.85, a half-resolution rendition blown
 # up 0.80 and a half-pixel shift 0.91, while sound filters (box, bilinear)
@@ -479,7 +516,8 @@ QUALITY_SPECS = {
         Spec("sq", 400, 400, "fill"),
         Spec("tall", 90, 250, "fill"),
     ],
-    # Alone, a JPEG is DCT-scaled to exactly 160x120: nothing left for LANCZOS.
+    # Alone, a baseline JPEG is DCT-scaled to exactly 160x120 (nothing left for
+    # LANCZOS), a progressive one to 320x240 from its early scans.
     "alone": [Spec("eighth", 160, 160)],
 }
 
@@ -501,14 +539,15 @@ def _quality_sources() -> dict[str, bytes]:
     buf = io.BytesIO()
     im.transpose(Image.Transpose.ROTATE_90).save(buf, "JPEG", quality=95, exif=exif.tobytes())
     out["JPEG, orientation 6"] = buf.getvalue()
-    # Decoded at 1/8 (200x150) from its DC scans for DC_PATH_SPECS.
-    out["progressive JPEG 4:4:4, DC path"] = _progressive(photo(1600, 1200, seed=2), subsampling=0, quality=95)
+    out["progressive JPEG 4:4:4, small boxes"] = _progressive(photo(1600, 1200, seed=2), subsampling=0, quality=95)
     return out
 
 
-DC_PATH_SPECS = {
+# For the 1600x1200 progressive JPEG: from its early scans at 1/4 (400x300)
+# together, from its DC scans at 1/8 (200x150, twice the box) alone.
+SMALL_BOX_SPECS = {
     "together": [Spec("a", 200, 200), Spec("b", 100, 100), Spec("sq", 150, 150, "fill")],
-    "alone": [Spec("a", 200, 200)],
+    "alone": [Spec("b", 100, 100)],
 }
 
 
@@ -526,13 +565,13 @@ def quality_sources() -> dict[str, bytes]:
         "PNG",
         "PNG, Adobe RGB",
         "JPEG, orientation 6",
-        "progressive JPEG 4:4:4, DC path",
+        "progressive JPEG 4:4:4, small boxes",
     ],
 )
 def test_every_rendition_is_within_the_ssim_threshold_of_a_slow_reference(source, group, quality_sources):
     data = quality_sources[source]
     upright = upright_srgb(data)
-    specs = (DC_PATH_SPECS if "DC path" in source else QUALITY_SPECS)[group]
+    specs = (SMALL_BOX_SPECS if "small boxes" in source else QUALITY_SPECS)[group]
     result = engine.render(data, specs, jpeg_quality=100)
     modes = {s.name: s.mode for s in specs}
     scores = {}
