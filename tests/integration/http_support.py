@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import re
+import subprocess
+import sys
 import time
 from urllib.parse import urljoin
 
@@ -147,3 +149,18 @@ def clear_rate_limits(stack) -> None:
     """
     for entry in (stack.var_dir / "cache").glob("*.djcache"):
         entry.unlink(missing_ok=True)
+
+
+def reset_lockouts(stack) -> None:
+    """Forget django-axes' failed logins and lock-outs (``manage.py axes_reset`` on the stack's database).
+
+    A fuzzer tries common usernames, ``admin`` among them, with made-up
+    passwords on ``POST /api/v1/token``: five of those lock admin out of the
+    shared stack (all tests come from 127.0.0.1) for LOGIN_COOLOFF_MINUTES.
+    """
+    from ops.devstack.stack import ROOT
+
+    done = subprocess.run(
+        [sys.executable, "manage.py", "axes_reset"], cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=60
+    )
+    require(done.returncode == 0, f"manage.py axes_reset: {done.stderr[-2000:]}")

@@ -32,6 +32,7 @@ from tests.integration.http_support import (
     jpeg_bytes,
     pixel_size,
     require,
+    reset_lockouts,
     token_session,
     upload,
     wait_until_not_pending,
@@ -45,8 +46,10 @@ OVER_LIMIT = 26 * 1024 * 1024  # MAX_UPLOAD_BYTES (25 MiB) + 64 KiB of multipart
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _fresh_rate_limits(stack):
+def _fresh_limits(stack):
+    """Earlier modules' bursts (fuzzers) neither rate-limit nor lock out this one's clients."""
     clear_rate_limits(stack)
+    reset_lockouts(stack)
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,14 @@ One run per session (module fixture), as a client would run it:
 
     schemathesis run $BASE/api/v1/schema?format=json --url $BASE -c all -H "Authorization: Token $TOKEN"
 
-as admin, with the admin's token: the schema's security scheme (``tokenAuth``;
-basic auth is not in it), and no Argon2 verification per request, which with
-``--auth admin:PASSWORD`` makes the ~650 requests take minutes instead of ~40 s.
-Bounded (``--max-examples``, a fixed ``--seed``), with a JSON report to read
-the failures from. Two tests read that run:
+as admin, by the admin's token (the schema's own security scheme, tokenAuth)
+rather than ``--auth admin:PASSWORD``: given basic-auth credentials,
+schemathesis also puts their username in the generated ``POST /api/v1/token``
+bodies, with made-up passwords, so django-axes locks ``admin`` out of the
+shared stack for 15 minutes (seen: 5 failures for admin on /api/v1/token) and
+every later test that logs in as admin gets 429. Bounded (``--max-examples``,
+a fixed ``--seed``; 20-40 s here), with JSON and NDJSON reports to read the
+failures from, and one allowance (``CONFIG``). Two tests read that run:
 
 - the run passes every check (exit code 0): xfail today, see ``KNOWN``;
 - it finds nothing beyond ``KNOWN``, so a new kind of failure is not hidden
@@ -30,8 +33,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.integration.conftest import METRICS_TOKEN
-from tests.integration.http_support import clear_rate_limits, require
+from tests.integration.conftest import ADMIN_PASSWORD, METRICS_TOKEN
+from tests.integration.http_support import clear_rate_limits, require, reset_lockouts
 
 pytestmark = pytest.mark.integration
 
@@ -52,10 +55,21 @@ KNOWN = {
     ("ST103", "GET /metrics"),
     # GET /api/v1/images?status= (empty, outside the schema's enum) accepted: 200
     ("ST201", "GET /api/v1/images"),
-    # POST /api/v1/images: {"url": "0000…"} refused 400 bad_url (the schema says any string), and a
-    # multipart "image" of random bytes refused 415 unsupported_format (no schema can say "a decodable image")
+    # POST /api/v1/images multipart with an image and url="" (under the schema's minLength 1) accepted: 202
+    ("ST201", "POST /api/v1/images"),
+    # POST /api/v1/images: {"url": "0000…"} refused 400 bad_url (the schema says any string), and a body
+    # with neither "image" nor "url" refused 400 missing_image (the schema makes both optional)
     ("ST202", "POST /api/v1/images"),
 }
+
+# The one allowance: an upload's "image" is any bytes to the schema (no schema can say "a decodable
+# image"), and README documents 415 for bytes that are not an image we accept. So 415 counts as a
+# correct answer to schema-valid data there; nothing else is relaxed.
+CONFIG = """
+[[operations]]
+include-name = "POST /api/v1/images"
+checks.positive_data_acceptance.expected-statuses = ["2XX", "3XX", 401, 403, 404, 409, 415, 429, "5XX"]
+"""
 
 
 @pytest.fixture(scope="module")
@@ -64,12 +78,14 @@ def run(stack, admin_token, tmp_path_factory):
     report_dir = tmp_path_factory.mktemp("schemathesis")
     report = report_dir / "report.json"
     events = report_dir / "events.ndjson"
+    config = report_dir / "schemathesis.toml"
+    config.write_text(CONFIG)
     base = stack.web_url
     clear_rate_limits(stack)
     try:
         result = subprocess.run(
             [
-                str(SCHEMATHESIS), "run", f"{base}/api/v1/schema?format=json",
+                str(SCHEMATHESIS), "--config-file", str(config), "run", f"{base}/api/v1/schema?format=json",
                 "--url", base,
                 "-c", "all",
                 "-H", f"Authorization: Token {admin_token}",
@@ -87,8 +103,10 @@ def run(stack, admin_token, tmp_path_factory):
             timeout=240,
         )  # fmt: skip
     finally:
-        # Hundreds of requests a minute as admin and as anonymous: the next tests start with fresh windows.
+        # Hundreds of requests a minute as admin and as anonymous, and "admin" among the usernames it tries
+        # on /api/v1/token: the next tests start with fresh rate windows and no lock-out.
         clear_rate_limits(stack)
+        reset_lockouts(stack)
     require(report.exists(), f"no report; exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     data = json.loads(report.read_text())
     require(data["complete"] and events.exists(), f"stopped: {data['stop_reason']}\n{result.stdout[-3000:]}")
@@ -147,11 +165,18 @@ def test_it_runs_schemathesis_over_every_operation(run):
     assert not report["errors"], report["errors"]
 
 
+def test_it_leaves_the_admin_account_usable_for_the_next_tests(run, stack):
+    resp = requests.post(
+        f"{stack.web_url}/api/v1/token", data={"username": "admin", "password": ADMIN_PASSWORD}, timeout=30
+    )
+    assert resp.status_code == 200, f"{resp.status_code} {resp.text[:200]}"
+
+
 @pytest.mark.xfail(
     strict=True,
     raises=AssertionError,
     reason="schemathesis finds the failures listed in KNOWN (a 500 and undocumented 404/429 answers, "
-    "schema-valid requests refused with 400/415, an out-of-schema one accepted)",
+    "schema-valid uploads refused with 400, out-of-schema requests accepted)",
 )
 def test_it_passes_every_schemathesis_check(run):
     result, _, failures = run
