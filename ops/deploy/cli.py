@@ -1,8 +1,8 @@
 """Provision (and tear down) imageshare's production fleet on AWS, with plain boto3.
 
-    python -m ops.deploy plan    --stack NAME --region R   # what deploy would create or change
-    python -m ops.deploy deploy  --stack NAME --region R [--mode open] [--cdn] [--native-scaling]
-    python -m ops.deploy outputs --stack NAME --region R   # site URL, Flower URL, queue URL, ...
+    python -m ops.deploy plan    --stack NAME --region R --certificate-arn ARN   # what deploy would change
+    python -m ops.deploy deploy  --stack NAME --region R --certificate-arn ARN [--mode open] [--cdn] ...
+    python -m ops.deploy outputs --stack NAME --region R --certificate-arn ARN   # site URL, Flower URL, ...
     python -m ops.deploy destroy --stack NAME --region R [--delete-data]
     python -m ops.deploy bake-ami --stack NAME --region R --instance-id i-...
 
@@ -16,6 +16,10 @@ deploy changes nothing; ``plan`` runs the same reads without writing.
 Each resource family has its module with an ensure step and a remove step:
 config (names), storage, queues, parameters, iam, network, compute,
 loadbalancer, cdn. This module orders them.
+
+The site is served over HTTPS only, with an ACM certificate of the stack's
+region (``--certificate-arn``, required: production's app redirects to HTTPS
+and marks its cookies Secure, so a stack without TLS could not serve a page).
 """
 
 from __future__ import annotations
@@ -28,15 +32,16 @@ from ops.deploy.cdn import ensure_cdn, remove_cdn
 from ops.deploy.compute import ensure_groups, ensure_launch_templates, remove_groups, remove_launch_templates
 from ops.deploy.config import Config, Deployment
 from ops.deploy.iam import ensure_roles, remove_roles
-from ops.deploy.loadbalancer import ensure_load_balancer, remove_load_balancer
+from ops.deploy.loadbalancer import ensure_load_balancer, read_certificate, remove_load_balancer
 from ops.deploy.network import ensure_network, remove_network
 from ops.deploy.parameters import ensure_parameters, remove_parameters
 from ops.deploy.queues import ensure_queues_and_alarms, remove_queues_and_alarms
-from ops.deploy.storage import ensure_bucket, refuse_to_delete_images, remove_bucket
+from ops.deploy.storage import ensure_media_bucket, refuse_to_delete_images, remove_media_bucket
 
 STEPS = [
-    ensure_cdn,  # first: the bucket policy names the distribution
-    ensure_bucket,
+    read_certificate,  # first: refuse early without one; its names are the site's hosts
+    ensure_cdn,  # before the bucket: the bucket policy names the distribution
+    ensure_media_bucket,
     ensure_queues_and_alarms,
     ensure_parameters,
     ensure_roles,
@@ -67,7 +72,7 @@ def destroy(cfg: Config, delete_data: bool = False, cdn_wait_delay: int = 30) ->
         remove_roles,
         remove_parameters,
         remove_queues_and_alarms,
-        remove_bucket,
+        remove_media_bucket,
         # Last: the slow one (disabling a distribution takes minutes on AWS).
         partial(remove_cdn, wait_delay=cdn_wait_delay),
     ]
@@ -97,7 +102,10 @@ def main(argv=None) -> int:
     parser.add_argument("--workers-max", type=int, default=8)
     parser.add_argument("--instance-type", default="t3.small")
     parser.add_argument("--image-id")
-    parser.add_argument("--admin-cidr", default="127.0.0.1/32", help="who may reach Flower (port 5555)")
+    parser.add_argument("--admin-cidr", default="127.0.0.1/32", help="who may reach Flower (HTTPS, port 5555)")
+    parser.add_argument(
+        "--certificate-arn", help="plan/deploy/outputs: the ACM certificate (issued, same region) of the site's domain"
+    )
     parser.add_argument("--app-source", default=Config.app_source, help="release tarball URL the instances install")
     parser.add_argument("--database-url", default="", help="stored as a SecureString; never in user data")
     parser.add_argument("--delete-data", action="store_true", help="destroy: also delete users' images")
@@ -107,8 +115,10 @@ def main(argv=None) -> int:
         stack=args.stack, region=args.region, endpoint_url=args.endpoint_url, mode=args.mode, cdn=args.cdn,
         native_scaling=args.native_scaling, workers_min=args.workers_min, workers_max=args.workers_max,
         instance_type=args.instance_type, image_id=args.image_id, admin_cidr=args.admin_cidr,
-        app_source=args.app_source, database_url=args.database_url,
+        app_source=args.app_source, database_url=args.database_url, certificate_arn=args.certificate_arn,
     )  # fmt: skip
+    if args.command in ("plan", "deploy", "outputs") and not args.certificate_arn:
+        parser.error(f"{args.command} needs --certificate-arn: the site is served over HTTPS only")
     if args.command in ("plan", "deploy", "outputs"):
         d = deploy(cfg, dry_run=args.command != "deploy")
         if args.command != "outputs":
@@ -120,7 +130,10 @@ def main(argv=None) -> int:
         for key in (
             "site_url",
             "flower_url",
+            "load_balancer_dns",
+            "hosts",
             "queue_url",
+            "extras_queue_url",
             "dead_letter_queue_url",
             "bucket",
             "cdn_url",

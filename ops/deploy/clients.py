@@ -83,3 +83,12 @@ def every(aws_client, method: str, path: str, **kwargs) -> list:
     """
     pages = aws_client.get_paginator(method).paginate(**kwargs)
     return [item for item in pages.search(path) if item is not None]
+
+
+def matches(wanted, current) -> bool:
+    """Whether ``current`` (as AWS describes it) has every field of ``wanted``: AWS adds fields of its own."""
+    if isinstance(wanted, dict):
+        return isinstance(current, dict) and all(matches(v, current.get(k)) for k, v in wanted.items())
+    if isinstance(wanted, list):
+        return isinstance(current, list) and len(wanted) == len(current) and all(map(matches, wanted, current))
+    return wanted == current

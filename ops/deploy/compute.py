@@ -6,7 +6,7 @@ completes the lifecycle action), so scaling in never cuts a thumbnail short.
 
 from __future__ import annotations
 
-from ops.deploy.clients import every
+from ops.deploy.clients import every, matches
 from ops.deploy.config import TAG, Deployment
 from ops.deploy.userdata import user_data
 
@@ -60,8 +60,9 @@ def ensure_launch_templates(d: Deployment) -> None:
                 current.get(k) == v for k, v in data.items() if k not in ("TagSpecifications", "MetadataOptions")
             )
             if d.record("ec2:launch-template", name, "ok" if same else "update", "new version"):
-                ec2.create_launch_template_version(LaunchTemplateName=name, LaunchTemplateData=data)
-                ec2.modify_launch_template(LaunchTemplateName=name, DefaultVersion="$Latest")
+                version = ec2.create_launch_template_version(LaunchTemplateName=name, LaunchTemplateData=data)
+                number = version["LaunchTemplateVersion"]["VersionNumber"]
+                ec2.modify_launch_template(LaunchTemplateName=name, DefaultVersion=str(number))
         elif d.record("ec2:launch-template", name, "create"):
             ec2.create_launch_template(LaunchTemplateName=name, LaunchTemplateData=data)
 
@@ -76,6 +77,26 @@ def remove_launch_templates(d: Deployment) -> list[str]:
     return removed
 
 
+def group_specs(d: Deployment) -> dict[str, dict]:
+    """Each Auto Scaling group's settings, by role (never guessed from its name, which holds the stack's)."""
+    return {
+        "workers": dict(
+            MinSize=d.cfg.workers_min,
+            MaxSize=d.cfg.workers_max,
+            DesiredCapacity=max(d.cfg.workers_min, d.cfg.workers_desired),
+            template=d.cfg.launch_templates["worker"],
+            targets=[],
+        ),
+        "web": dict(
+            MinSize=1,
+            MaxSize=2,
+            DesiredCapacity=1,
+            template=d.cfg.launch_templates["web"],
+            targets=[d.outputs.get("tg_web"), d.outputs.get("tg_flower")],
+        ),
+    }
+
+
 def ensure_groups(d: Deployment) -> None:
     """The workers' group (with the drain hook) and the web group behind the load balancer."""
     asg = d.c("autoscaling")
@@ -88,61 +109,54 @@ def ensure_groups(d: Deployment) -> None:
             AutoScalingGroupNames=list(d.cfg.groups.values()),
         )
     }
-    specs = {
-        d.cfg.groups["workers"]: dict(
-            MinSize=d.cfg.workers_min,
-            MaxSize=d.cfg.workers_max,
-            template=d.cfg.launch_templates["worker"],
-            targets=[],
-        ),
-        d.cfg.groups["web"]: dict(
-            MinSize=1,
-            MaxSize=2,
-            template=d.cfg.launch_templates["web"],
-            targets=[d.outputs.get("tg_web"), d.outputs.get("tg_flower")],
-        ),
-    }
-    for name, spec in specs.items():
-        current = existing.get(name)
-        if current is None:
-            if d.record("autoscaling:group", name, "create", f"{spec['MinSize']}..{spec['MaxSize']}"):
-                asg.create_auto_scaling_group(
-                    AutoScalingGroupName=name,
-                    LaunchTemplate={"LaunchTemplateName": spec["template"], "Version": "$Latest"},
-                    MinSize=spec["MinSize"],
-                    MaxSize=spec["MaxSize"],
-                    DesiredCapacity=max(spec["MinSize"], d.cfg.workers_desired if "workers" in name else 1),
-                    DefaultInstanceWarmup=120,
-                    VPCZoneIdentifier=d.outputs["subnets"],
-                    TargetGroupARNs=[t for t in spec["targets"] if t],
-                    HealthCheckType="ELB" if spec["targets"] else "EC2",
-                    HealthCheckGracePeriod=180,
-                    Tags=[{"Key": TAG, "Value": d.cfg.stack, "PropagateAtLaunch": True}],
-                )
-        else:
-            same = current["MinSize"] == spec["MinSize"] and current["MaxSize"] == spec["MaxSize"]
-            if d.record("autoscaling:group", name, "ok" if same else "update", f"{spec['MinSize']}..{spec['MaxSize']}"):
-                asg.update_auto_scaling_group(
-                    AutoScalingGroupName=name, MinSize=spec["MinSize"], MaxSize=spec["MaxSize"]
-                )
+    for role, spec in group_specs(d).items():
+        _ensure_group(d, d.cfg.groups[role], spec, existing.get(d.cfg.groups[role]))
     workers = d.cfg.groups["workers"]
-    hooks = (
-        {h["LifecycleHookName"] for h in asg.describe_lifecycle_hooks(AutoScalingGroupName=workers)["LifecycleHooks"]}
-        if workers in existing
-        else set()
-    )
-    hook = d.cfg.drain_hook
-    if d.record("autoscaling:lifecycle-hook", hook, "ok" if hook in hooks else "create", "EC2_INSTANCE_TERMINATING"):
+    _ensure_drain_hook(d, workers, exists=workers in existing)
+    if d.cfg.native_scaling:
+        ensure_target_tracking(d, workers)
+    d.outputs["workers_group"] = workers
+
+
+def _ensure_group(d: Deployment, name: str, spec: dict, current: dict | None) -> None:
+    asg = d.c("autoscaling")
+    bounds = f"{spec['MinSize']}..{spec['MaxSize']}"
+    if current is None:
+        if d.record("autoscaling:group", name, "create", bounds):
+            asg.create_auto_scaling_group(
+                AutoScalingGroupName=name,
+                LaunchTemplate={"LaunchTemplateName": spec["template"], "Version": "$Latest"},
+                MinSize=spec["MinSize"],
+                MaxSize=spec["MaxSize"],
+                DesiredCapacity=spec["DesiredCapacity"],
+                DefaultInstanceWarmup=120,
+                VPCZoneIdentifier=d.outputs["subnets"],
+                TargetGroupARNs=[t for t in spec["targets"] if t],
+                HealthCheckType="ELB" if spec["targets"] else "EC2",
+                HealthCheckGracePeriod=180,
+                Tags=[{"Key": TAG, "Value": d.cfg.stack, "PropagateAtLaunch": True}],
+            )
+        return
+    same = current["MinSize"] == spec["MinSize"] and current["MaxSize"] == spec["MaxSize"]
+    if d.record("autoscaling:group", name, "ok" if same else "update", bounds):
+        asg.update_auto_scaling_group(AutoScalingGroupName=name, MinSize=spec["MinSize"], MaxSize=spec["MaxSize"])
+
+
+def _ensure_drain_hook(d: Deployment, workers: str, exists: bool) -> None:
+    """The termination hook: time for the drain agent to stop the worker, which finishes its task."""
+    asg = d.c("autoscaling")
+    hooks = asg.describe_lifecycle_hooks(AutoScalingGroupName=workers)["LifecycleHooks"] if exists else []
+    hook, timeout = d.cfg.drain_hook, d.cfg.drain_hook_timeout
+    current = next((h for h in hooks if h["LifecycleHookName"] == hook), None)
+    action = "create" if current is None else ("ok" if current["HeartbeatTimeout"] == timeout else "update")
+    if d.record("autoscaling:lifecycle-hook", hook, action, f"EC2_INSTANCE_TERMINATING, {timeout} s"):
         asg.put_lifecycle_hook(
             LifecycleHookName=hook,
             AutoScalingGroupName=workers,
             LifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING",
-            HeartbeatTimeout=d.cfg.visibility_timeout + 60,  # time for the task in hand
+            HeartbeatTimeout=timeout,
             DefaultResult="CONTINUE",
         )
-    if d.cfg.native_scaling:
-        ensure_target_tracking(d, workers)
-    d.outputs["workers_group"] = workers
 
 
 def remove_groups(d: Deployment) -> list[str]:
@@ -157,22 +171,27 @@ def remove_groups(d: Deployment) -> list[str]:
 
 
 def backlog_metric_math(d: Deployment, group: str) -> dict:
-    """Visible messages / in-service instances, as CloudWatch metric math (AWS's SQS recipe)."""
+    """Visible messages (both work queues) / in-service instances, as CloudWatch metric math (AWS's SQS recipe)."""
+
+    def visible(metric_id, queue):
+        return {
+            "Label": f"visible in {queue}",
+            "Id": metric_id,
+            "ReturnData": False,
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": "AWS/SQS",
+                    "MetricName": "ApproximateNumberOfMessagesVisible",
+                    "Dimensions": [{"Name": "QueueName", "Value": queue}],
+                },
+                "Stat": "Sum",
+            },
+        }
+
     return {
         "Metrics": [
-            {
-                "Label": "visible",
-                "Id": "m1",
-                "ReturnData": False,
-                "MetricStat": {
-                    "Metric": {
-                        "Namespace": "AWS/SQS",
-                        "MetricName": "ApproximateNumberOfMessagesVisible",
-                        "Dimensions": [{"Name": "QueueName", "Value": d.cfg.queue}],
-                    },
-                    "Stat": "Sum",
-                },
-            },
+            visible("m1", d.cfg.queue),
+            visible("m3", d.cfg.extras_queue),
             {
                 "Label": "instances",
                 "Id": "m2",
@@ -186,7 +205,7 @@ def backlog_metric_math(d: Deployment, group: str) -> dict:
                     "Stat": "Average",
                 },
             },
-            {"Label": "backlog per instance", "Id": "e1", "Expression": "m1 / m2", "ReturnData": True},
+            {"Label": "backlog per instance", "Id": "e1", "Expression": "(m1 + m3) / m2", "ReturnData": True},
         ]
     }
 
@@ -194,16 +213,19 @@ def backlog_metric_math(d: Deployment, group: str) -> dict:
 def ensure_target_tracking(d: Deployment, group: str) -> None:
     asg = d.c("autoscaling")
     name = d.cfg.tracking_policy
-    have = {p["PolicyName"] for p in asg.describe_policies(AutoScalingGroupName=group)["ScalingPolicies"]}
-    if d.record(
-        "autoscaling:policy", name, "ok" if name in have else "create", "target tracking on backlog per instance"
-    ):
+    wanted = {"CustomizedMetricSpecification": backlog_metric_math(d, group), "TargetValue": 30.0}
+    current = next(
+        (p for p in asg.describe_policies(AutoScalingGroupName=group)["ScalingPolicies"] if p["PolicyName"] == name),
+        None,
+    )
+    if current is None:
+        action = "create"
+    else:
+        action = "ok" if matches(wanted, current.get("TargetTrackingConfiguration")) else "update"
+    if d.record("autoscaling:policy", name, action, "target tracking on backlog per instance"):
         asg.put_scaling_policy(
             AutoScalingGroupName=group,
             PolicyName=name,
             PolicyType="TargetTrackingScaling",
-            TargetTrackingConfiguration={
-                "CustomizedMetricSpecification": backlog_metric_math(d, group),
-                "TargetValue": 30.0,
-            },
+            TargetTrackingConfiguration=wanted,
         )

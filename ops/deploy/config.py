@@ -8,9 +8,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from imageshare import settings as app
 from ops.deploy.clients import client
 
 TAG = "imageshare:stack"
+
+# Ports: the web tier (gunicorn) and Flower on the instances; the load balancer
+# serves HTTPS on 443 (HTTP on 80 only redirects) and Flower's HTTPS on its own port.
+WEB_PORT = 8000
+FLOWER_PORT = 5555
+HTTPS_PORT = 443
+HTTP_PORT = 80
+
+# A warm shutdown finishes the task in hand, which may have just started: the
+# task time limit, plus this for Celery to wind down (release prefetched
+# messages, close its connections).
+STOP_MARGIN = 30
+# The drain agent polls every 10 s, stops the worker (up to the stop timeout),
+# then completes the lifecycle action: the hook waits this much longer.
+DRAIN_MARGIN = 60
 
 
 @dataclass
@@ -28,9 +44,15 @@ class Config:
     image_id: str | None = None  # AMI; default: the newest Debian 12 the account can see, or a baked one
     admin_cidr: str = "127.0.0.1/32"  # who may reach Flower through the load balancer
     app_source: str = "https://example.invalid/imageshare.tar.gz"  # release tarball the instances install
-    visibility_timeout: int = 300
-    task_time_limit: int = 120
-    max_receive_count: int = 5
+    # The ACM certificate (same region) of the site's domain: the load balancer
+    # serves HTTPS with it; deploy refuses to run without one.
+    certificate_arn: str | None = None
+    tls_policy: str = "ELBSecurityPolicy-TLS13-1-2-2021-06"  # TLS 1.3 and 1.2 only
+    # The app's own defaults (imageshare/settings.py), so deploy and the app
+    # agree: a short visibility timeout the worker's heartbeat extends.
+    visibility_timeout: int = app.SQS_VISIBILITY_TIMEOUT
+    task_time_limit: int = app.TASK_TIME_LIMIT
+    max_receive_count: int = app.SQS_MAX_RECEIVE_COUNT
     database_url: str = ""  # stored in SSM; empty: a placeholder the operator must replace
 
     # --- every resource name, derived here and nowhere else -------------------
@@ -46,8 +68,18 @@ class Config:
         return self.name("thumbnails")
 
     @property
+    def extras_queue(self) -> str:
+        """Extra sizes asked for after upload: a queue of their own, consumed beside the work queue."""
+        return f"{self.queue}-extras"
+
+    @property
     def dlq(self) -> str:
         return f"{self.queue}-dlq"
+
+    @property
+    def queues(self) -> tuple[str, str, str]:
+        """Every queue of the stack: the two work queues, then the dead-letter queue they share."""
+        return (self.queue, self.extras_queue, self.dlq)
 
     @property
     def dlq_alarm(self) -> str:
@@ -56,6 +88,26 @@ class Config:
     @property
     def age_alarm(self) -> str:
         return self.name("oldest-message-age")
+
+    @property
+    def extras_age_alarm(self) -> str:
+        return self.name("extras-oldest-message-age")
+
+    @property
+    def alarms(self) -> tuple[str, str, str]:
+        """Every alarm of the stack, by exact name (a prefix would also match stack "prod2" for "prod")."""
+        return (self.dlq_alarm, self.age_alarm, self.extras_age_alarm)
+
+    # --- timeouts derived from the settings -------------------------------------
+    @property
+    def worker_stop_timeout(self) -> int:
+        """systemd's TimeoutStopSec for the worker: long enough for a warm shutdown to finish a task."""
+        return self.task_time_limit + STOP_MARGIN
+
+    @property
+    def drain_hook_timeout(self) -> int:
+        """The termination lifecycle hook's heartbeat timeout: the drain agent's stop, and some."""
+        return self.worker_stop_timeout + DRAIN_MARGIN
 
     @property
     def parameter_prefix(self) -> str:

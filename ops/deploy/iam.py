@@ -38,7 +38,8 @@ def _read_config(d: Deployment) -> dict:
 
 
 def worker_policy(d: Deployment) -> dict:
-    b, q = d.cfg.bucket, d.cfg.queue
+    b = d.cfg.bucket
+    work_queues = [d.queue_arn(d.cfg.queue), d.queue_arn(d.cfg.extras_queue)]
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -64,7 +65,15 @@ def worker_policy(d: Deployment) -> dict:
                     "sqs:GetQueueAttributes",
                     "sqs:GetQueueUrl",
                 ],
-                "Resource": [d.queue_arn(q)],
+                "Resource": work_queues,
+            },
+            {
+                # A transient error retries the task: Celery sends it again, to the
+                # queue it came from. Never to the dead-letter queue.
+                "Sid": "RetryOnWorkQueues",
+                "Effect": "Allow",
+                "Action": ["sqs:SendMessage"],
+                "Resource": work_queues,
             },
             {
                 "Sid": "ProtectOwnInstanceAndDrain",
@@ -89,7 +98,7 @@ def worker_policy(d: Deployment) -> dict:
 
 
 def web_policy(d: Deployment) -> dict:
-    b, q = d.cfg.bucket, d.cfg.queue
+    b = d.cfg.bucket
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -106,10 +115,23 @@ def web_policy(d: Deployment) -> dict:
                 "Resource": [f"arn:aws:s3:::{b}"],
             },
             {
-                "Sid": "EnqueueAndWatchQueues",
+                "Sid": "Enqueue",
                 "Effect": "Allow",
-                "Action": ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
-                "Resource": [d.queue_arn(q), d.queue_arn(d.cfg.dlq)],
+                "Action": ["sqs:SendMessage"],
+                "Resource": [d.queue_arn(d.cfg.queue), d.queue_arn(d.cfg.extras_queue)],
+            },
+            {
+                "Sid": "WatchQueues",
+                "Effect": "Allow",
+                "Action": ["sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
+                "Resource": [d.queue_arn(name) for name in d.cfg.queues],
+            },
+            {
+                # The periodic duties' dead-letter sweep marks those images failed.
+                "Sid": "SweepDeadLetters",
+                "Effect": "Allow",
+                "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage"],
+                "Resource": [d.queue_arn(d.cfg.dlq)],
             },
             {
                 "Sid": "ScaleWorkers",

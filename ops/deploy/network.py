@@ -1,10 +1,11 @@
 """The security groups chain the tiers: only the load balancer reaches the web tier, and nothing
-reaches the workers (they pull their work from SQS)."""
+reaches the workers (they pull their work from SQS). The load balancer takes HTTPS (443) from
+anywhere, HTTP (80) only to redirect it, and Flower's port from the admin CIDR."""
 
 from __future__ import annotations
 
 from ops.deploy.clients import every
-from ops.deploy.config import Deployment
+from ops.deploy.config import FLOWER_PORT, HTTP_PORT, HTTPS_PORT, WEB_PORT, Deployment
 
 
 def ensure_network(d: Deployment) -> None:
@@ -33,12 +34,18 @@ def ensure_network(d: Deployment) -> None:
         d.outputs[f"sg_{suffix}"] = groups.get(name, "")
     if d.dry_run and not all(d.outputs[f"sg_{s}"] for s in ("alb", "web")):
         return
+
+    def port_from(port, cidr):
+        return {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "IpRanges": [{"CidrIp": cidr}]}
+
+    # HTTPS for everyone; HTTP only to be redirected to HTTPS; Flower (HTTPS) for the admin CIDR.
     _ensure_ingress(
         d,
         "alb",
         [
-            {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
-            {"IpProtocol": "tcp", "FromPort": 5555, "ToPort": 5555, "IpRanges": [{"CidrIp": d.cfg.admin_cidr}]},
+            port_from(HTTPS_PORT, "0.0.0.0/0"),
+            port_from(HTTP_PORT, "0.0.0.0/0"),
+            port_from(FLOWER_PORT, d.cfg.admin_cidr),
         ],
     )
     _ensure_ingress(
@@ -51,7 +58,7 @@ def ensure_network(d: Deployment) -> None:
                 "ToPort": port,
                 "UserIdGroupPairs": [{"GroupId": d.outputs["sg_alb"]}],
             }
-            for port in (8000, 5555)
+            for port in (WEB_PORT, FLOWER_PORT)
         ],
     )
 

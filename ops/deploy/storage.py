@@ -1,10 +1,18 @@
-"""The media bucket. It holds users' images, so destroy empties it only when asked (--delete-data)."""
+"""The media bucket. It holds users' images, so destroy empties it only when asked (--delete-data).
+
+(``ensure_media_bucket``: production's bucket with its policies; ``clients.ensure_bucket``
+is the local stack's plain private bucket.)
+"""
 
 from __future__ import annotations
 
 import json
 
+from ops.deploy.clients import every
 from ops.deploy.config import TAG, Deployment
+
+DELETE_BATCH = 1000  # DeleteObjects takes at most 1,000 keys
+EMPTY_PASSES = 3  # list-and-delete rounds before destroy gives up on objects S3 keeps refusing
 
 
 def bucket_policy(d: Deployment) -> dict:
@@ -43,7 +51,7 @@ def bucket_policy(d: Deployment) -> dict:
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def ensure_bucket(d: Deployment) -> None:
+def ensure_media_bucket(d: Deployment) -> None:
     """Private bucket: originals/ never public; renditions/ public only in open mode without a CDN."""
     s3, b = d.c("s3"), d.cfg.bucket
     exists = b in {x["Name"] for x in s3.list_buckets().get("Buckets", [])}
@@ -140,14 +148,39 @@ def refuse_to_delete_images(d: Deployment, delete_data: bool) -> None:
             )
 
 
-def remove_bucket(d: Deployment) -> list[str]:
+def _empty_bucket(s3, bucket: str, passes: int = EMPTY_PASSES) -> dict[str, str]:
+    """Delete every object, in a bounded number of passes; return what is left: key -> why.
+
+    DeleteObjects answers 200 even when it refuses some keys (access denied,
+    object lock...): those come back in ``Errors``, and listing again would
+    find them again for ever. So: at most ``passes`` rounds, then report.
+    """
+    refused: dict[str, str] = {}
+    for _ in range(passes):
+        keys = every(s3, "list_objects_v2", "Contents[].Key", Bucket=bucket)
+        if not keys:
+            return {}
+        refused = {}
+        for i in range(0, len(keys), DELETE_BATCH):
+            batch = [{"Key": k} for k in keys[i : i + DELETE_BATCH]]
+            answer = s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+            refused.update({e["Key"]: f"{e.get('Code')}: {e.get('Message')}" for e in answer.get("Errors", [])})
+    left = every(s3, "list_objects_v2", "Contents[].Key", Bucket=bucket)
+    return {k: refused.get(k, "still listed after deleting") for k in left}
+
+
+def remove_media_bucket(d: Deployment) -> list[str]:
+    """Empty the bucket (bounded), then delete it; stop with the keys S3 refused to delete."""
     s3, b = d.c("s3"), d.cfg.bucket
     if b not in {x["Name"] for x in s3.list_buckets().get("Buckets", [])}:
         return []
-    while True:
-        objects = s3.list_objects_v2(Bucket=b).get("Contents", [])
-        if not objects:
-            break
-        s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": o["Key"]} for o in objects]})
+    left = _empty_bucket(s3, b)
+    if left:
+        shown = "; ".join(f"{k} ({why})" for k, why in list(left.items())[:10])
+        more = f" and {len(left) - 10} more" if len(left) > 10 else ""
+        raise SystemExit(
+            f"bucket {b} kept: S3 did not delete {len(left)} objects: {shown}{more}. "
+            "Fix their permissions (or object lock), then run destroy again."
+        )
     s3.delete_bucket(Bucket=b)
     return [f"s3:bucket {b}"]

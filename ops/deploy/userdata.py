@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import shlex
 
+from ops.deploy.config import FLOWER_PORT, WEB_PORT
 from ops.worker.command import worker_command
 
 APP_DIR = "/opt/imageshare"
@@ -27,7 +28,8 @@ def _systemd_exec(argv: list[str]) -> str:
 
 
 def worker_exec(cfg) -> list[str]:
-    argv = worker_command(cfg.queue, 2, "worker")
+    """The worker consumes both work queues: new uploads and extra sizes."""
+    argv = worker_command(f"{cfg.queue},{cfg.extras_queue}", 2, "worker")
     return [PYTHON, *argv[1:]]
 
 
@@ -47,10 +49,11 @@ ExecStart={_systemd_exec(worker_exec(cfg))}
 Restart=on-failure
 RestartSec=5
 # Warm shutdown: SIGTERM to Celery's main process only; it stops taking
-# messages and finishes the tasks in hand, within the visibility timeout.
+# messages and finishes the tasks in hand (the heartbeat keeps them hidden),
+# within the task time limit and a margin.
 KillSignal=SIGTERM
 KillMode=mixed
-TimeoutStopSec={cfg.visibility_timeout}
+TimeoutStopSec={cfg.worker_stop_timeout}
 StandardOutput=journal
 StandardError=journal
 
@@ -92,7 +95,7 @@ After=network-online.target imageshare-config.service
 Requires=imageshare-config.service
 
 [Service]
-ExecStart={PYTHON} -m gunicorn imageshare.wsgi --bind 0.0.0.0:8000 --workers 3 --worker-class gthread --threads 4
+ExecStart={PYTHON} -m gunicorn imageshare.wsgi --bind 0.0.0.0:{WEB_PORT} --workers 3 --worker-class gthread --threads 4
 {common}
 
 [Install]
@@ -109,12 +112,14 @@ ExecStart={PYTHON} manage.py duties --provider asg
 [Install]
 WantedBy=multi-user.target
 """,
+        # Behind the load balancer's HTTPS listener. The basic auth is read from
+        # the environment file (FLOWER_BASIC_AUTH), never on the command line.
         "imageshare-flower.service": f"""[Unit]
 Description=imageshare Flower (events from Redis, basic auth)
 After=network-online.target imageshare-config.service
 
 [Service]
-ExecStart={PYTHON} -m ops.worker.flower --address 0.0.0.0 --port 5555
+ExecStart={PYTHON} -m ops.worker.flower --address 0.0.0.0 --port {FLOWER_PORT}
 {common}
 
 [Install]
@@ -145,12 +150,24 @@ CONFIG_SCRIPT = """#!/bin/bash
 set -euo pipefail
 install -d -m 750 -o root -g imageshare /etc/imageshare
 tmp=$(mktemp)
-aws ssm get-parameters-by-path --region "$REGION" --path "/$STACK/" --recursive --with-decryption \\
+aws ssm get-parameters-by-path --region @REGION@ --path @PREFIX@ --recursive --with-decryption \\
   --query 'Parameters[*].[Name,Value]' --output text |
   while IFS=$'\\t' read -r name value; do printf '%s=%s\\n' "${name##*/}" "$value"; done > "$tmp"
+# The load balancer's health checks name this instance by its private address
+# (Host: 10.x.y.z:8000): Django must accept it as a host too.
+token=$(curl -fsS -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://169.254.169.254/latest/api/token)
+ip=$(curl -fsS -H "X-aws-ec2-metadata-token: $token" http://169.254.169.254/latest/meta-data/local-ipv4)
+sed -i "s/^ALLOWED_HOSTS=.*/&,$ip/" "$tmp"
 install -m 640 -o root -g imageshare "$tmp" /etc/imageshare/env
 rm -f "$tmp"
 """
+
+
+def config_script(cfg) -> str:
+    """/usr/local/bin/imageshare-config: the parameters under ``Config.parameter_prefix`` (derived there only)."""
+    return CONFIG_SCRIPT.replace("@REGION@", shlex.quote(cfg.region)).replace(
+        "@PREFIX@", shlex.quote(cfg.parameter_prefix)
+    )
 
 
 def user_data(cfg, role: str, encoded: bool = False) -> str:
@@ -165,8 +182,6 @@ def user_data(cfg, role: str, encoded: bool = False) -> str:
         "#!/bin/bash",
         "# imageshare instance boot (cloud-init user data). No secrets here: they come from SSM.",
         "set -euxo pipefail",
-        f"STACK={shlex.quote(cfg.stack)}",
-        f"REGION={shlex.quote(cfg.region)}",
         "export DEBIAN_FRONTEND=noninteractive",
         "apt-get update -q",
         "apt-get install -y -q python3 python3-venv awscli curl ca-certificates",
@@ -180,7 +195,7 @@ def user_data(cfg, role: str, encoded: bool = False) -> str:
         f"  chown -R imageshare {APP_DIR}",
         "fi",
         "cat > /usr/local/bin/imageshare-config <<'CONFIG'",
-        CONFIG_SCRIPT.replace("$REGION", cfg.region).replace("$STACK", cfg.stack).rstrip(),
+        config_script(cfg).rstrip(),
         "CONFIG",
         "chmod 755 /usr/local/bin/imageshare-config",
     ]
