@@ -367,6 +367,9 @@ _STANDALONE_MARKERS = frozenset({0x01, 0xD8, *range(0xD0, 0xD8)})
 _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # not DHT, JPG, DAC
 _SOF_PROGRESSIVE_HUFFMAN = 0xC2
 _SOS, _DRI, _EOI = 0xDA, 0xDD, 0xD9
+# Real files have tens of segments; a file of many tiny ones is left to libjpeg
+# rather than walked here segment by segment.
+_MAX_SEGMENTS = 2000
 
 # An AC Huffman table whose 15 symbols are the end-of-band runs EOB0..EOB14
 # (runs of 1 to 32767 blocks), each with a 4-bit code (0000 to 1110).
@@ -390,8 +393,8 @@ def _jpeg_segments(data: bytes) -> list[tuple[int, int, int]] | None:
     if data[:2] != b"\xff\xd8":
         return None
     pos = 2
-    segments = []
-    while pos + 1 < n:
+    segments: list[tuple[int, int, int]] = []
+    while pos + 1 < n and len(segments) < _MAX_SEGMENTS:
         if data[pos] != 0xFF:
             return None
         while pos + 1 < n and data[pos + 1] == 0xFF:  # fill bytes

@@ -421,6 +421,13 @@ def test_a_progressive_jpeg_whose_first_ac_coefficients_come_late_is_decoded_in_
     assert engine._progressive_subset(late, 8) is not None  # 1/8 needs no AC at all
 
 
+def test_a_progressive_jpeg_of_many_tiny_segments_is_left_to_libjpeg():
+    data = _progressive(photo(800, 600))
+    padded = data[:-2] + b"\xff\xfe\x00\x02" * 3000 + data[-2:]  # empty comments before EOI
+    assert engine._progressive_subset(data, 8) is not None and engine._progressive_subset(padded, 8) is None
+    assert sizes(engine.render(padded, [Spec("s", 50, 50)])) == {"s": (50, 38)}
+
+
 @pytest.mark.parametrize("box", [100, 350])  # decoded at 1/8, at 1/4
 def test_a_truncated_progressive_jpeg_fails_with_a_typed_error(box):
     data = _progressive(photo(1600, 1200))[:-5000]
