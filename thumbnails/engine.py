@@ -17,11 +17,13 @@ How one call works (``render``):
      leaves out the scans a scaled decode does not need: at 1/8 every AC
      scan (same pixels, bit for bit), at 1/4 the refinement passes and the
      higher luma band (an approximation, judged by SSIM in the tests).
-   - 8-bit PNG: libspng (``pyspng``) decodes about 1.7x faster than Pillow's
-     zlib decoder; other PNGs (palette, 16-bit, tRNS, animated) use Pillow.
+   - 8-bit grey/RGB/RGBA PNG: libspng (``pyspng``) decodes about 1.7x faster
+     than Pillow's zlib decoder; other PNGs (palette, grey+alpha, 16-bit,
+     tRNS, animated) use Pillow.
 3. The decoded frame is normalised once: first frame of an animation, ICC
-   profile converted to sRGB, CMYK/YCCK to RGB, 16-bit and palette modes to
-   8-bit, EXIF orientation applied.
+   profile converted to sRGB (one LittleCMS transform per profile, cached),
+   CMYK/YCCK to RGB, 16-bit and palette modes to 8-bit, EXIF orientation
+   applied.
 4. Renditions are made largest first, each from the smallest result made so
    far that still covers it (a cascade), with a box ``reduce`` step followed
    by LANCZOS for the last step, so quality stays while cost falls.
@@ -354,7 +356,7 @@ def _encode(im: Image.Image, fmt: str, quality: int) -> bytes:
 # bytes, are left out, and libjpeg's block smoothing fills in. Against a
 # slow full-resolution LANCZOS reference this scores within 0.003 SSIM of a
 # full decode at 1/4 (higher on fine texture, where the full 2x2 inverse DCT
-# aliases), at a quarter to a half of the time (docs/engine.md). A file that
+# aliases), at a quarter to two thirds of the time (docs/engine.md). A file that
 # does not send each component's first AC coefficients this early, to within
 # two bits, is decoded in full.
 _EARLY_BAND_START = 5  # a first-pass AC scan starting at or below this is kept at 1/4
