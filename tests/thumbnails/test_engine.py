@@ -399,6 +399,32 @@ def test_a_progressive_jpeg_at_one_quarter_is_decoded_from_its_early_scans_as_we
         assert scores["early scans", name] >= scores["in full", name] - 0.005, scores
 
 
+@pytest.mark.parametrize("box, scale", [(100, 8), (350, 4)])
+def test_a_progressive_jpeg_decoded_from_some_scans_keeps_its_profile_and_orientation(box, scale, monkeypatch):
+    colour = (100, 180, 100)
+    upright = Image.new("RGB", (1600, 1200), colour)
+    upright.paste((20, 20, 220), (800, 600, 1600, 1200))  # blue bottom-right quarter
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    icc = rgb_profile(ADOBE_RGB, 563 / 256, "Adobe RGB")
+    data = _progressive(upright.transpose(Image.Transpose.ROTATE_90), exif=exif.tobytes(), icc_profile=icc)
+    used = []
+    real = engine._progressive_subset
+
+    def spy(d: bytes, k: int) -> bytes | None:
+        subset = real(d, k)
+        used.append((k, subset is not None))
+        return subset
+
+    monkeypatch.setattr(engine, "_progressive_subset", spy)
+    (r,) = engine.render(data, [Spec("s", box, box)]).renditions
+    assert used == [(scale, True)]
+    out = decode(r.data)
+    assert out.width > out.height  # upright
+    assert near(out.getpixel((out.width // 4, out.height // 4)), expected_srgb(colour, ADOBE_RGB, 563 / 256), tol=8)
+    assert near(out.getpixel((out.width * 3 // 4, out.height * 3 // 4)), (20, 20, 220), tol=60)
+
+
 def _without_scans(data: bytes, drop) -> bytes:
     """``data`` without the scans for which ``drop(component, Ss, Se, Ah, Al)`` is true."""
     parts = [data[:2]]
