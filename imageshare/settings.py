@@ -245,6 +245,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "imageshare.images.schema.document_rate_limits",
+    ],
 }
 
 # --- Deployment kind: private (accounts only) or open sharing ------------------
@@ -276,6 +280,11 @@ REMOTE_FETCH_MAX_REDIRECTS = envint("REMOTE_FETCH_MAX_REDIRECTS", 3, minimum=0)
 REMOTE_FETCH_ALLOW_LOOPBACK = envbool("REMOTE_FETCH_ALLOW_LOOPBACK", False)
 if PRODUCTION and REMOTE_FETCH_ALLOW_LOOPBACK:
     raise ImproperlyConfigured("REMOTE_FETCH_ALLOW_LOOPBACK must be off in production")
+# Test stacks: refuse every host but loopback before any DNS lookup, so that a
+# fuzzer's made-up URLs never send traffic off this machine.
+REMOTE_FETCH_LOOPBACK_ONLY = envbool("REMOTE_FETCH_LOOPBACK_ONLY", False)
+if PRODUCTION and REMOTE_FETCH_LOOPBACK_ONLY:
+    raise ImproperlyConfigured("REMOTE_FETCH_LOOPBACK_ONLY must be off in production")
 
 LOGGING = {
     "version": 1,
@@ -415,6 +424,8 @@ WORKER_READY_FILE = envstr("IMAGESHARE_WORKER_READY_FILE", "")
 # Bearer token for Prometheus to scrape /metrics; without it only staff may read it.
 METRICS_TOKEN = envstr("METRICS_TOKEN", "")
 FLOWER_URL = envstr("FLOWER_URL", "")
+# The site's public address, linked from the console; unset: the address the console was reached at.
+SITE_URL = envstr("SITE_URL", "")
 # The Redis the workers send their events to (Flower listens there); unset: no events.
 CELERY_EVENTS_URL = envstr("CELERY_EVENTS_URL", "")
 FLOWER_BASIC_AUTH = envstr("FLOWER_BASIC_AUTH", "")  # "user:password"

@@ -15,6 +15,7 @@ from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from rest_framework.authentication import BaseAuthentication
@@ -131,6 +132,11 @@ class MetricsView(_OpsView):
 
     renderer_classes = [JSONRenderer, PlainTextRenderer]
 
+    def perform_content_negotiation(self, request, force=False):
+        # The exposition format is fixed: a ?format= (or an odd Accept) changes nothing, never a 404.
+        return super().perform_content_negotiation(request, force=True)
+
+    @extend_schema(parameters=[OpenApiParameter("format", exclude=True)])
     def get(self, request):
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Collector())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django.contrib.auth import authenticate
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import RegexValidator
 from django.http import Http404, HttpResponseRedirect
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
@@ -105,10 +106,15 @@ class ModeAccess(BasePermission):
         return is_open() and request.method in getattr(view, "anonymous_methods", ())
 
 
-class UploadSerializer(serializers.Serializer):
-    image = serializers.FileField(required=False, help_text="The image file (multipart).")
+class UploadFileSerializer(serializers.Serializer):
+    image = serializers.FileField(help_text="The image file.")
+
+
+class UploadURLSerializer(serializers.Serializer):
     url = serializers.CharField(
-        required=False, max_length=MAX_URL_LENGTH, help_text="Or a public http(s) URL to fetch."
+        max_length=MAX_URL_LENGTH,
+        validators=[RegexValidator(r"^https?://[^\s/?#@]+(?:[/?#]\S*)?$")],
+        help_text="A public http(s) URL to fetch the image from.",
     )
 
 
@@ -180,7 +186,7 @@ class ImageListView(UploadThrottleMixin, APIView):
             raise exceptions.NotAuthenticated()
         qs = Image.objects.filter(owner=request.user).prefetch_related("renditions")
         wanted = request.query_params.get("status")
-        if wanted:
+        if wanted is not None:  # present but empty is as wrong as any other value outside the enum
             if wanted not in Image.Status.values:
                 return api_error(400, "invalid_status", f"status must be one of {', '.join(Image.Status.values)}")
             qs = qs.filter(status=wanted)
@@ -195,7 +201,7 @@ class ImageListView(UploadThrottleMixin, APIView):
 
     @extend_schema(
         summary="Upload an image (multipart file or JSON url)",
-        request={"multipart/form-data": UploadSerializer, "application/json": UploadSerializer},
+        request={"multipart/form-data": UploadFileSerializer, "application/json": UploadURLSerializer},
         responses={
             202: IMAGE_SCHEMA,
             **{code: ERROR_SCHEMA for code in (400, 401, 413, 415, 429, 503)},
@@ -330,7 +336,8 @@ class TokenView(APIView):
         },
     )
     def post(self, request):
-        username, password = request.data.get("username"), request.data.get("password")
+        data = request.data if hasattr(request.data, "get") else {}  # a JSON list or scalar is no credentials
+        username, password = data.get("username"), data.get("password")
         if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
             return api_error(400, "missing_credentials", "Send 'username' and 'password'.")
         user = authenticate(request._request, username=username, password=password)

@@ -47,6 +47,8 @@ def stack(tmp_path_factory):
             "IMAGESHARE_ADMIN_PASSWORD": ADMIN_PASSWORD,
             "SQS_MAX_RECEIVE_COUNT": "3",
             "METRICS_TOKEN": METRICS_TOKEN,
+            # Fuzzed URLs never leave this machine: no DNS lookup, no connection but to loopback.
+            "REMOTE_FETCH_LOOPBACK_ONLY": "true",
         },
         quiet=True,
     )
