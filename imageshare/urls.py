@@ -56,5 +56,9 @@ urlpatterns = [
     path("ops/", ops_views.ops_page, name="ops"),
     path("ops/queue.json", ops_views.QueueView.as_view(), name="ops-queue"),
     path("ops/retry-failed", ops_views.retry_failed, name="ops-retry-failed"),
+    path("ops/metrics.json", ops_views.MetricsJsonView.as_view(), name="ops-metrics-json"),
+    path("ops/pool/<str:action>", ops_views.pool_control, name="ops-pool"),
+    path("ops/redrive-dead-letters", ops_views.redrive_dead_letters, name="ops-redrive"),
+    path("ops/delete-everything", ops_views.delete_everything, name="ops-delete-everything"),
     path("metrics", ops_views.MetricsView.as_view(), name="ops-metrics"),
 ]

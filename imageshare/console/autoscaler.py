@@ -7,8 +7,13 @@ One ``tick``:
    skipped and recorded as such: no scaling on garbage.
 3. Decide with ``ops.scaling.policy.decide``.
 4. Act through the provider when enabled and the pool should change.
+   In manual mode (an operator set the size on the console) the policy is
+   not asked: the hook holds the pool at the operator's number, through the
+   same provider, and records "hold (manual)" while it is there.
 5. Publish backlog per worker to CloudWatch, so a native target-tracking
-   policy can be attached to the group instead, and record the decision.
+   policy can be attached to the group instead, with the queue depth and
+   the worker count (the console's charts read them back), and record the
+   decision.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from django.db.models import Avg
 from django.utils import timezone
 
 from imageshare.images.models import Image
-from ops.scaling.policy import History, Observation, decide
+from ops.scaling.policy import Decision, History, Observation, decide
 
 from .models import ScalingDecision, ScalingPolicy
 from .queues import queue_depth
@@ -31,6 +36,8 @@ log = logging.getLogger(__name__)
 
 METRIC_NAMESPACE = "imageshare"
 METRIC_NAME = "BacklogPerWorker"
+# Also published each tick, for the console's charts (imageshare/console/series.py).
+SERIES_METRICS = ("QueueVisible", "QueueInFlight", "QueueDeadLetter", "WorkersRunning", "WorkersStarting")
 
 
 def recent_task_seconds(window_minutes: int = 10) -> float | None:
@@ -71,6 +78,7 @@ class Autoscaler:
             queues = self.read_queue()
             # Both queues the workers consume: new uploads and extra sizes.
             depth = {k: queues["work"][k] + queues.get("extras", {}).get(k, 0) for k in ("visible", "in_flight")}
+            dead_letter = queues.get("dead_letter", {}).get("visible")
             pool = self.provider.state()
             task_s = recent_task_seconds()
         except Exception as exc:  # any broken read: skip, never act on it
@@ -85,7 +93,9 @@ class Autoscaler:
             avg_task_seconds=task_s,
             cpu=pool.cpu,
         )
-        decision = decide(s, obs, self.history)
+        # Manual: the operator's number; the policy is not asked.
+        wanted = policy.manual_desired or 0
+        decision = Decision(wanted, "manual", wanted) if policy.manual else decide(s, obs, self.history)
         desired = pool.clamp(decision.desired)
         reason = decision.reason
         if desired != decision.desired:
@@ -99,8 +109,11 @@ class Autoscaler:
             cpu=pool.cpu,
             previous=pool.capacity,
             desired=desired,
+            dead_letter=dead_letter,
         )
-        self._publish(obs, pool.capacity)
+        self._publish(obs, pool.capacity, dead_letter)
+        if policy.manual:
+            return self._manual(pool, fields, bounded=reason.removeprefix("manual"))
         if desired == pool.capacity:
             return self._record(action="hold", reason=reason, **fields)
         if not policy.enabled:
@@ -109,19 +122,37 @@ class Autoscaler:
         action = "out" if desired > pool.capacity else "in"
         return self._record(action=action, reason=reason, **fields)
 
-    def _publish(self, obs: Observation, capacity: int) -> None:
+    def _manual(self, pool, fields: dict, bounded: str) -> ScalingDecision:
+        """Hold the pool at the operator's number; the policy does not act until the console hands it back."""
+        want = fields["desired"]
+        self.history.wanting_fewer.clear()  # back in automatic, a scale-in waits a full stable window
+        if want == pool.capacity:
+            reason = f"hold (manual): an operator holds the pool at {want}; the policy does not act{bounded}"
+            return self._record(action="hold", reason=reason, **fields)
+        self.provider.set_desired(want)
+        self.history.last_action_at = self.clock()  # the policy's cool-down counts from the operator's change
+        action = "out" if want > pool.capacity else "in"
+        return self._record(action=action, reason=f"manual: an operator asked for {want} worker(s){bounded}", **fields)
+
+    def _publish(self, obs: Observation, capacity: int, dead_letter: int | None = None) -> None:
         if self.cloudwatch is None:
             return
+        values = {
+            METRIC_NAME: obs.visible / max(capacity, 1),
+            "QueueVisible": obs.visible,
+            "QueueInFlight": obs.in_flight,
+            "WorkersRunning": obs.running,
+            "WorkersStarting": obs.starting,
+        }
+        if dead_letter is not None:
+            values["QueueDeadLetter"] = dead_letter
+        dimensions = [{"Name": "QueueName", "Value": settings.SQS_QUEUE_NAME}]
         try:
             self.cloudwatch.put_metric_data(
                 Namespace=METRIC_NAMESPACE,
                 MetricData=[
-                    {
-                        "MetricName": METRIC_NAME,
-                        "Dimensions": [{"Name": "QueueName", "Value": settings.SQS_QUEUE_NAME}],
-                        "Value": obs.visible / max(capacity, 1),
-                        "Unit": "Count",
-                    }
+                    {"MetricName": name, "Dimensions": dimensions, "Value": value, "Unit": "Count"}
+                    for name, value in values.items()
                 ],
             )
         except Exception as exc:  # a metric we could not publish must not stop scaling

@@ -32,6 +32,11 @@ class ScalingPolicy(models.Model):
     grow_ratio = models.FloatField(default=_DEFAULTS.grow_ratio)
     shrink_ratio = models.FloatField(default=_DEFAULTS.shrink_ratio)
     interval_seconds = models.FloatField(default=_DEFAULTS.interval_seconds)
+    # Manual mode: an operator set the pool's size on the console (grow, shrink,
+    # stop). The hook then holds the pool at ``manual_desired`` and the policy
+    # does not act, until an operator hands the pool back (automatic).
+    manual = models.BooleanField(default=False, help_text="On: the hook holds the pool at manual_desired.")
+    manual_desired = models.PositiveSmallIntegerField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -70,6 +75,7 @@ class ScalingDecision(models.Model):
     action = models.CharField(max_length=8, choices=Action.choices)
     visible = models.IntegerField(null=True)
     in_flight = models.IntegerField(null=True)
+    dead_letter = models.IntegerField(null=True)  # visible messages in the dead-letter queue
     running = models.IntegerField(null=True)
     starting = models.IntegerField(null=True)
     avg_task_seconds = models.FloatField(null=True)
@@ -94,3 +100,20 @@ class Lease(models.Model):
 
     def __str__(self):
         return f"{self.name}: {self.holder} until {self.expires_at:%H:%M:%S}"
+
+
+class AuditEntry(models.Model):
+    """One operator action on the console: who, what, when (and what came of it)."""
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    username = models.CharField(max_length=150)  # kept when the account is deleted
+    action = models.CharField(max_length=32)
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self):
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.username} {self.action}"

@@ -9,8 +9,12 @@ from ops.deploy.clients import client
 from .models import ScalingPolicy
 
 
-def make_provider(kind: str | None = None):
-    """The pool's provider: ``local`` worker processes, or the EC2 Auto Scaling group ``ASG_NAME``."""
+def make_provider(kind: str | None = None, *, details: bool = False):
+    """The pool's provider: ``local`` worker processes, or the EC2 Auto Scaling group ``ASG_NAME``.
+
+    ``details``: the console's view, which also reads each instance's host and
+    launch time (one more EC2 call per read; the scaling hook does without).
+    """
     kind = kind or settings.SCALING_PROVIDER
     if kind == "asg":
         from ops.scaling.providers import AutoScalingGroupProvider
@@ -21,6 +25,7 @@ def make_provider(kind: str | None = None):
             settings.ASG_NAME,
             client("autoscaling", endpoint_url=settings.AWS_ENDPOINT_URL, region=settings.AWS_REGION),
             client("cloudwatch", endpoint_url=settings.AWS_ENDPOINT_URL, region=settings.AWS_REGION),
+            client("ec2", endpoint_url=settings.AWS_ENDPOINT_URL, region=settings.AWS_REGION) if details else None,
         )
     import os
 

@@ -1,9 +1,16 @@
-"""Operator endpoints: queue depth as JSON and as Prometheus metrics, and the ops page."""
+"""Operator endpoints: queue depth as JSON and as Prometheus metrics, the console page, its controls and its data.
+
+The page (``ops_page``) is rendered once; ``console.js`` then refreshes the
+pool, the workers, the queues and the charts every 10 s from
+``/ops/metrics.json`` (``MetricsJsonView``). The controls are plain POST
+forms (CSRF, staff only), each recorded in the audit list (``controls``).
+"""
 
 from __future__ import annotations
 
 import hmac
 import logging
+import time
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django import forms
@@ -12,7 +19,7 @@ from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import Count
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -29,9 +36,13 @@ from imageshare.images.commands import retry_image, retryable_images
 from imageshare.images.errors import ImageshareError
 from imageshare.images.models import Image
 
-from .models import ScalingDecision, ScalingPolicy
+from . import controls
+from .decisions import recent_lines
+from .models import AuditEntry, ScalingPolicy
 from .queues import queue_depth
+from .series import chart_data
 from .stranded import last_redispatch, redispatched_total, stranded_images
+from .workers import flower_activity, flower_enabled, worker_rows
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +119,15 @@ class _Collector:
                 for state in ("visible", "in_flight", "delayed"):
                     g.add_metric([label, state], depth[label][state])
             yield g
+        pool, _ = _pool_state()
+        if pool is not None:  # the same figures as the console's worker count
+            workers = GaugeMetricFamily("imageshare_workers", "Workers in the pool by state", labels=["state"])
+            for state in ("running", "starting", "stopping"):
+                workers.add_metric([state], getattr(pool, state))
+            yield workers
+        manual = GaugeMetricFamily("imageshare_scaling_manual", "1 while an operator holds the pool's size")
+        manual.add_metric([], 1 if ScalingPolicy.current().manual else 0)
+        yield manual
         images = GaugeMetricFamily("imageshare_images", "Images by status", labels=["status"])
         for status, n in _images_by_status().items():
             images.add_metric([status], n)
@@ -153,43 +173,115 @@ class PolicyForm(forms.ModelForm):
         ]  # fmt: skip
 
 
-def _pool_state():
+def _pool_state(details: bool = False):
     """The pool as the hook sees it, or an explanation of why it cannot be read from here."""
     from imageshare.console.pool import make_provider
 
     try:
-        return make_provider().state(), None
+        return make_provider(details=details).state(), None
     except Exception as exc:  # the page must render even when the pool cannot be read
         return None, str(exc)
+
+
+def _mode(policy: ScalingPolicy) -> dict:
+    last = AuditEntry.objects.filter(action__in=["grow", "shrink", "stop"]).first() if policy.manual else None
+    return {
+        "manual": policy.manual,
+        "desired": policy.manual_desired if policy.manual else None,
+        "by": last.username if last else None,
+        "since": last.created_at.isoformat() if last else None,
+        "policy": policy.policy,
+        "min": policy.min_workers,
+        "max": policy.max_workers,
+        "enabled": policy.enabled,
+    }
+
+
+def _pool_dict(pool, pool_error) -> dict:
+    if pool is None:
+        return {"error": pool_error}
+    return {
+        "provider": settings.SCALING_PROVIDER,
+        "running": pool.running,
+        "starting": pool.starting,
+        "stopping": pool.stopping,
+        "cpu": pool.cpu,
+        "bounds": pool.bounds,
+        "error": None,
+    }
+
+
+def snapshot() -> dict:
+    """The live state the page shows and ``console.js`` refreshes: mode, pool, workers, queues, images."""
+    pool, pool_error = _pool_state(details=True)
+    depth, error = _depth_or_error()
+    activity = flower_activity()
+    return {
+        "at": time.time(),
+        "mode": _mode(ScalingPolicy.current()),
+        "pool": _pool_dict(pool, pool_error),
+        "workers": worker_rows(pool, activity=activity),
+        "workers_measured": activity is not None,
+        "queues": depth,
+        "queues_error": error,
+        "images": _images_by_status(),
+        "retryable": retryable_images().count(),
+    }
+
+
+class MetricsJsonView(_OpsView):
+    """The console's live data and its charts (the last 30 minutes, 1-minute points)."""
+
+    def get(self, request):
+        return Response({**snapshot(), "charts": chart_data()})
+
+
+def _site_url(request) -> str:
+    return settings.SITE_URL or request.build_absolute_uri("/")
+
+
+def _save_policy(request, policy: ScalingPolicy):
+    """The policy form: saved (and audited) and redirected, or the form with its errors."""
+    form = PolicyForm(request.POST, instance=policy)
+    if form.is_valid():
+        form.save()
+        changed = ", ".join(f"{name}={form.cleaned_data[name]}" for name in form.changed_data) or "no change"
+        controls.audit(request.user, "policy", changed)
+        messages.success(request, "Scaling policy saved; the hook applies it on its next tick.")
+        return None
+    messages.error(request, "The policy was not saved: see the errors below.")
+    return form
 
 
 @staff_member_required
 def ops_page(request):
     policy = ScalingPolicy.current()
+    form = PolicyForm(instance=policy)
     if request.method == "POST":
-        form = PolicyForm(request.POST, instance=policy)
-        if form.is_valid():
-            form.save()
-            messages.success(request, "Scaling policy saved; the hook applies it on its next tick.")
+        form = _save_policy(request, policy)
+        if form is None:
             return redirect("ops")
-        messages.error(request, "The policy was not saved: see the errors below.")
-    else:
-        form = PolicyForm(instance=policy)
-    depth, error = _depth_or_error()
-    pool, pool_error = _pool_state()
+    live = snapshot()
     return render(
         request,
         "console/index.html",
         {
-            "depth": depth,
-            "error": error,
-            "images": _images_by_status(),
+            "live": live,
+            "depth": live["queues"],
+            "error": live["queues_error"],
+            "images": live["images"],
             "flower_url": settings.FLOWER_URL,
+            "flower_measured": flower_enabled(),
+            "site_url": _site_url(request),
             "form": form,
-            "pool": pool,
-            "pool_error": pool_error,
-            "decisions": ScalingDecision.objects.all()[:30],
-            "retryable": retryable_images().count(),
+            "pool": live["pool"] if not live["pool"]["error"] else None,
+            "pool_error": live["pool"]["error"],
+            "mode": live["mode"],
+            "workers": live["workers"],
+            "decisions": recent_lines(),
+            "audit": AuditEntry.objects.all()[:20],
+            "confirm_phrase": controls.CONFIRM_DELETE,
+            "retryable": live["retryable"],
             "retry_batch": RETRY_BATCH,
             "stranded": {
                 "now": stranded_images().count(),
@@ -219,4 +311,48 @@ def retry_failed(request):
         retried += 1
     else:
         messages.success(request, f"Queued {retried} failed image(s) again.")
+    controls.audit(request.user, "retry failed", f"{retried} image(s) queued again")
     return redirect("ops")
+
+
+def _say(request, outcome: controls.Outcome):
+    (messages.success if outcome.ok else messages.error)(request, outcome.message)
+    return redirect("ops")
+
+
+POOL_CONTROLS = {
+    "grow": lambda user, pool: controls.grow(user, pool),
+    "shrink": lambda user, pool: controls.shrink(user, pool),
+    "stop": lambda user, pool: controls.stop(user, pool),
+    "automatic": lambda user, pool: controls.automatic(user),
+}
+
+
+@staff_member_required
+@require_http_methods(["POST"])
+def pool_control(request, action: str):
+    """Grow or shrink by one, stop (manual mode), or hand the pool back to the policy (automatic)."""
+    if action not in POOL_CONTROLS:
+        raise Http404
+    pool, _ = _pool_state()
+    return _say(request, POOL_CONTROLS[action](request.user, pool))
+
+
+@staff_member_required
+@require_http_methods(["POST"])
+def redrive_dead_letters(request):
+    try:
+        outcome = controls.redrive_dead_letters(request.user)
+    except (BotoCoreError, ClientError) as exc:
+        outcome = controls.Outcome(False, f"SQS cannot be reached: {exc}")
+    return _say(request, outcome)
+
+
+@staff_member_required
+@require_http_methods(["POST"])
+def delete_everything(request):
+    try:
+        outcome = controls.delete_everything(request.user, request.POST.get("confirm", ""))
+    except (BotoCoreError, ClientError) as exc:
+        outcome = controls.Outcome(False, f"Stopped: S3 cannot be reached ({exc}); run it again.")
+    return _say(request, outcome)

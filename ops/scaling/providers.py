@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -26,6 +27,18 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class WorkerInfo:
+    """One member of the pool, as the provider sees it (what the console lists)."""
+
+    id: str  # the local worker's name, or the EC2 instance id
+    state: str  # "starting", "in service", "stopping" (draining: finishing the tasks in hand), or the provider's own
+    host: str = ""  # where it runs: this machine, or the instance's private DNS name ("" when unknown)
+    started_at: float | None = None  # epoch seconds: the process's start, or the instance's launch
+    pid: int | None = None  # local workers only
+    detail: str = ""  # the provider's own word for the state (the EC2 lifecycle state)
+
+
+@dataclass(frozen=True)
 class PoolState:
     running: int  # ready and consuming
     starting: int  # booting: counts as capacity
@@ -33,6 +46,7 @@ class PoolState:
     cpu: float | None  # average CPU use per running worker, 0..1; None when unknown
     members: tuple[str, ...] = ()
     bounds: tuple[int, int] | None = None  # the provider's own (min, max), e.g. the group's
+    workers: tuple[WorkerInfo, ...] = ()  # one per member, in the order of ``members``
 
     def clamp(self, desired: int) -> int:
         return desired if self.bounds is None else min(max(desired, self.bounds[0]), self.bounds[1])
@@ -96,19 +110,25 @@ class LocalProvider:
         running = starting = stopping = 0
         cpus = []
         members = []
+        workers = []
+        host = socket.gethostname()
         for name, pid in self._workers():
             members.append(name)
             if (self.pid_dir / f"{name}.stopping").exists():
                 stopping += 1
+                word = "stopping"
             elif (self.pid_dir / f"{name}.ready").exists():
                 running += 1
+                word = "in service"
                 share = self._cpu_share(pid)
                 if share is not None:
                     cpus.append(share)
             else:
                 starting += 1
+                word = "starting"
+            workers.append(WorkerInfo(name, word, host, _started_epoch(self._started.get(pid)), pid))
         cpu = sum(cpus) / len(cpus) if cpus and len(cpus) == running else None
-        return PoolState(running, starting, stopping, cpu, tuple(members))
+        return PoolState(running, starting, stopping, cpu, tuple(members), workers=tuple(workers))
 
     def _cpu_share(self, pid: int) -> float | None:
         """CPU used by the worker and its pool processes since the last reading, per pool slot."""
@@ -190,6 +210,18 @@ def _start_time(pid: int) -> str:
     return start_time(pid) or "?"
 
 
+def _started_epoch(ticks: str | None) -> float | None:
+    """A process's start (clock ticks since boot, from /proc/PID/stat) as epoch seconds; None if unknown."""
+    if not ticks or ticks == "?":
+        return None
+    try:
+        with open("/proc/stat") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith("btime "))
+    except (OSError, StopIteration, ValueError):
+        return None
+    return boot + int(ticks) / os.sysconf("SC_CLK_TCK")
+
+
 def _read_pid_file(path: Path) -> tuple[int, str | None]:
     parts = path.read_text().split()
     return int(parts[0]), (parts[1] if len(parts) > 1 else None)
@@ -244,10 +276,11 @@ class AutoScalingGroupProvider:
     name = "asg"
     PENDING = ("Pending", "Pending:Wait", "Pending:Proceed", "Warmed:Pending")
 
-    def __init__(self, group: str, autoscaling: Any, cloudwatch: Any = None) -> None:
+    def __init__(self, group: str, autoscaling: Any, cloudwatch: Any = None, ec2: Any = None) -> None:
         self.group = group
         self.autoscaling = autoscaling
         self.cloudwatch = cloudwatch
+        self.ec2 = ec2  # given: ``state`` also reads each instance's host and launch time (the console's view)
 
     def _describe(self) -> dict[str, Any]:
         groups = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[self.group])
@@ -269,7 +302,41 @@ class AutoScalingGroupProvider:
             cpu=self._cpu(),
             members=tuple(i["InstanceId"] for i in g["Instances"]),
             bounds=(g["MinSize"], g["MaxSize"]),
+            workers=self._worker_info(g["Instances"]),
         )
+
+    def _state_word(self, lifecycle: str) -> str:
+        if lifecycle == "InService":
+            return "in service"
+        if lifecycle in self.PENDING:
+            return "starting"
+        if lifecycle.startswith("Terminating"):
+            return "stopping"
+        return lifecycle.lower()
+
+    def _worker_info(self, instances: list[dict[str, Any]]) -> tuple[WorkerInfo, ...]:
+        details: dict[str, dict[str, Any]] = {}
+        ids = [i["InstanceId"] for i in instances]
+        if self.ec2 is not None and ids:
+            try:
+                for r in self.ec2.describe_instances(InstanceIds=ids)["Reservations"]:
+                    details.update({i["InstanceId"]: i for i in r["Instances"]})
+            except Exception as exc:  # the host and uptime are extras: the pool's state stands without them
+                log.warning("could not describe the instances of %s: %s", self.group, exc)
+        workers = []
+        for i in instances:
+            d = details.get(i["InstanceId"], {})
+            launched = d.get("LaunchTime")
+            workers.append(
+                WorkerInfo(
+                    i["InstanceId"],
+                    self._state_word(i["LifecycleState"]),
+                    d.get("PrivateDnsName", ""),
+                    launched.timestamp() if launched else None,
+                    detail=i["LifecycleState"],
+                )
+            )
+        return tuple(workers)
 
     def _cpu(self) -> float | None:
         if self.cloudwatch is None:

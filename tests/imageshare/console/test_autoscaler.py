@@ -2,7 +2,7 @@
 
 import pytest
 
-from imageshare.console.autoscaler import METRIC_NAME, Autoscaler
+from imageshare.console.autoscaler import METRIC_NAME, SERIES_METRICS, Autoscaler
 from imageshare.console.models import ScalingDecision, ScalingPolicy
 from ops.deploy.clients import client
 from ops.scaling.providers import AutoScalingGroupProvider
@@ -35,7 +35,7 @@ def test_a_backlog_scales_the_group_out_and_the_decision_is_recorded(group):
     assert ScalingDecision.objects.count() == 1
     assert "visible" in d.reason
     metrics = cloudwatch.list_metrics(Namespace="imageshare")["Metrics"]
-    assert [m["MetricName"] for m in metrics] == [METRIC_NAME]
+    assert {m["MetricName"] for m in metrics} == {METRIC_NAME, *SERIES_METRICS} - {"QueueDeadLetter"}  # no DLQ read
 
 
 def test_a_broken_metric_read_skips_the_tick_and_does_not_scale(group):
