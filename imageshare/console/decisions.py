@@ -27,6 +27,23 @@ class Line:
     def change(self) -> bool:
         return self.action in ("out", "in")
 
+    def as_dict(self) -> dict:
+        """What ``console.js`` shows in the same table (times in UTC, like the page)."""
+        newest = f"{self.newest:%H:%M:%S}"
+
+        def q(v):
+            return "?" if v is None else v
+
+        return {
+            "time": f"{self.oldest:%H:%M:%S}–{newest}" if self.count > 1 else newest,
+            "label": self.label,
+            "count": self.count,
+            "pool": f"{q(self.previous)} → {q(self.desired)}",
+            "queue": f"{q(self.visible)} / {q(self.in_flight)}",
+            "reason": self.reason,
+            "change": self.change,
+        }
+
 
 def _label(d: ScalingDecision) -> str:
     if d.reason.startswith("hold (manual)"):

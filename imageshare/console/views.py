@@ -226,6 +226,7 @@ def snapshot() -> dict:
         "queues_error": error,
         "images": _images_by_status(),
         "retryable": retryable_images().count(),
+        "decisions": [line.as_dict() for line in recent_lines()],
     }
 
 
@@ -278,7 +279,7 @@ def ops_page(request):
             "pool_error": live["pool"]["error"],
             "mode": live["mode"],
             "workers": live["workers"],
-            "decisions": recent_lines(),
+            "decisions": live["decisions"],
             "audit": AuditEntry.objects.all()[:20],
             "confirm_phrase": controls.CONFIRM_DELETE,
             "retryable": live["retryable"],

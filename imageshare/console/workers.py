@@ -78,11 +78,14 @@ def flower_activity(now: float | None = None) -> dict[str, Activity] | None:
 
 
 def _match(activity: dict[str, Activity], worker) -> Activity | None:
-    """The Celery worker of a pool member: by name ("worker1@…") locally, by host on EC2."""
+    """The Celery worker of a pool member: by name ("worker1@…") locally, by host on EC2 (one worker each)."""
     short_host = worker.host.split(".")[0]
     for celery_name, act in activity.items():
         name, _, host = celery_name.partition("@")
-        if name == worker.id or (short_host and host.split(".")[0] == short_host):
+        if worker.pid is not None:  # local: every worker shares the host; the name tells them apart
+            if name == worker.id:
+                return act
+        elif short_host and host.split(".")[0] == short_host:
             return act
     return None
 

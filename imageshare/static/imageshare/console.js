@@ -43,7 +43,13 @@
     return null;
   }
 
-  // series: [{label, values}], drawn as lines with gaps where a value is null.
+  // The last complete minute (the current one is still filling up).
+  function lastFull(values) {
+    return values.length > 1 ? values[values.length - 2] : null;
+  }
+
+  // series: [{label, values, shown}], drawn as lines with gaps where a value
+  // is null; the legend shows ``shown`` (a live value) or the latest point.
   function drawChart(figure, series, unit) {
     const svg = figure.querySelector('svg');
     const n = series[0].values.length;
@@ -77,25 +83,30 @@
       const item = document.createElement('span');
       const swatch = document.createElement('span');
       swatch.className = 'swatch s' + k;
-      item.append(swatch, `${s.label} ${fmt(latest(s.values))}${unit || ''}`);
+      const shown = s.shown !== undefined ? s.shown : latest(s.values);
+      item.append(swatch, `${s.label} ${fmt(shown)}${unit || ''}`);
       return item;
     }));
     figure.dataset.drawn = 'true';
   }
 
-  function drawCharts(c) {
+  function drawCharts(data) {
+    const c = data.charts;
     const figure = (name) => root.querySelector(`[data-chart="${name}"]`);
+    const q = (path) => at(data, path);
+    const both = (state) => (q('queues.work.' + state) == null ? null : q('queues.work.' + state) + (q('queues.extras.' + state) || 0));
+    // Gauges: the legend says what is true now; rates: the last full minute.
     drawChart(figure('workers'), [
-      { label: 'in service', values: c.workers.running },
-      { label: 'starting', values: c.workers.starting },
+      { label: 'in service now', values: c.workers.running, shown: q('pool.running') },
+      { label: 'starting', values: c.workers.starting, shown: q('pool.starting') },
     ]);
     drawChart(figure('queue'), [
-      { label: 'waiting', values: c.queue.visible },
-      { label: 'in flight', values: c.queue.in_flight },
-      { label: 'dead-letter', values: c.queue.dead_letter },
+      { label: 'waiting now', values: c.queue.visible, shown: both('visible') },
+      { label: 'in flight', values: c.queue.in_flight, shown: both('in_flight') },
+      { label: 'dead-letter', values: c.queue.dead_letter, shown: q('queues.dead_letter.visible') },
     ]);
-    drawChart(figure('tasks'), [{ label: 'images ready', values: c.tasks_per_minute }]);
-    drawChart(figure('uploads'), [{ label: 'uploads', values: c.uploads_per_minute }]);
+    drawChart(figure('tasks'), [{ label: 'images ready, last full minute:', values: c.tasks_per_minute, shown: lastFull(c.tasks_per_minute) }]);
+    drawChart(figure('uploads'), [{ label: 'uploads, last full minute:', values: c.uploads_per_minute, shown: lastFull(c.uploads_per_minute) }]);
     drawChart(figure('latency'), [
       { label: 'p50', values: c.latency_seconds.p50 },
       { label: 'p99', values: c.latency_seconds.p99 },
@@ -137,6 +148,25 @@
     body.replaceChildren(...rows);
   }
 
+  function drawDecisions(lines) {
+    const body = document.getElementById('decisions-body');
+    if (!lines.length) return;  // keep the page's "no decisions yet" hint
+    body.replaceChildren(...lines.map((d) => {
+      const tr = document.createElement('tr');
+      if (d.change) tr.className = 'change';
+      const action = document.createElement('span');
+      action.textContent = d.label;
+      if (d.count > 1) {
+        const count = document.createElement('span');
+        count.className = 'count';
+        count.textContent = ' ×' + d.count;
+        action.append(count);
+      }
+      [d.time, action, d.pool, d.queue, d.reason].forEach((v) => cell(tr, v));
+      return tr;
+    }));
+  }
+
   function drawMode(mode) {
     const tile = document.getElementById('mode');
     tile.classList.toggle('manual', mode.manual);
@@ -155,7 +185,8 @@
     document.getElementById('dlq-tile').classList.toggle('alarm', !!at(data, 'queues.dead_letter.visible'));
     drawMode(data.mode);
     drawWorkers(data);
-    drawCharts(data.charts);
+    drawDecisions(data.decisions);
+    drawCharts(data);
   }
 
   const stamp = document.getElementById('updated');

@@ -310,3 +310,17 @@ def test_prometheus_keeps_the_worker_count_and_the_mode(staff_client, fake_worke
     assert 'imageshare_workers{state="running"} 1.0' in text
     assert "imageshare_scaling_manual 1.0" in text
     assert ScalingDecision.objects.count() == 0  # reading never records a decision
+
+
+def test_flower_counts_go_to_the_worker_of_that_name_locally_and_of_that_host_on_ec2():
+    from imageshare.console.workers import Activity, worker_rows
+    from ops.scaling.providers import PoolState, WorkerInfo
+
+    members = (
+        WorkerInfo("worker1", "in service", "box", pid=11),
+        WorkerInfo("worker2", "in service", "box", pid=12),  # just started: nothing done yet
+        WorkerInfo("i-0abc", "in service", "ip-10-0-0-5.ec2.internal"),
+    )
+    activity = {"worker1@box": Activity(6), "worker@ip-10-0-0-5.ec2.internal": Activity(3, ["make_renditions(…)"])}
+    rows = worker_rows(PoolState(3, 0, 0, None, workers=members), activity=activity)
+    assert [(r["tasks_done"], r["current_task"]) for r in rows] == [(6, ""), (0, ""), (3, "make_renditions(…)")]
