@@ -353,12 +353,14 @@ def _encode(im: Image.Image, fmt: str, quality: int) -> bytes:
 # component's lowest band (spectral start <= 5: libjpeg's default script sends
 # luma 1-5 and chroma 1-63 there, two bits short of full precision at most);
 # the higher luma band and every refinement pass, about three quarters of the
-# bytes, are left out, and libjpeg's block smoothing fills in. Against a
-# slow full-resolution LANCZOS reference this scores within 0.003 SSIM of a
-# full decode at 1/4 (higher on fine texture, where the full 2x2 inverse DCT
-# aliases), at a quarter to two thirds of the time (docs/engine.md). A file that
-# does not send each component's first AC coefficients this early, to within
-# two bits, is decoded in full.
+# bytes, are left out, and libjpeg's block smoothing fills in: an
+# approximation, in fine detail at the 1/4 grid, so used only when LANCZOS
+# then reduces by 1.5x or more (``_progressive_scale``). Against a slow
+# full-resolution LANCZOS reference it then scores within 0.007 SSIM of a
+# full decode at 1/4 (sometimes higher: the full 2x2 inverse DCT aliases), at
+# a quarter to two thirds of the time (docs/engine.md). A file that does not
+# send each component's first AC coefficients this early, to within two
+# bits, is decoded in full.
 _EARLY_BAND_START = 5  # a first-pass AC scan starting at or below this is kept at 1/4
 _EARLY_MAX_SHIFT = 2  # its coefficients may lack at most this many low bits
 
@@ -564,7 +566,11 @@ def _progressive_scale(im: Image.Image, source: Probe, need_w: int, need_h: int)
     # benchmark's 16 MB progressive photo).
     if -(-source.width // 8) >= 2 * need_w and -(-source.height // 8) >= 2 * need_h:
         return 8
-    if -(-source.width // 4) >= need_w and -(-source.height // 4) >= need_h:
+    # The early scans' approximation (coefficients two bits short, smoothed)
+    # is fine detail at the 1/4 grid: LANCZOS must reduce by 1.5x or more to
+    # filter it out. With less, fine texture loses up to 0.017 SSIM against a
+    # full decode at 1/4; from 1.5x, at most 0.007 (docs/engine.md).
+    if 2 * -(-source.width // 4) >= 3 * need_w and 2 * -(-source.height // 4) >= 3 * need_h:
         return 4
     return 0
 
