@@ -167,6 +167,17 @@
     }));
   }
 
+  // "Running: <strong>N</strong> · starting: N · …" (bench/load.py reads this line's shape).
+  function drawPoolLine(pool) {
+    const line = document.getElementById('pool-line');
+    if (pool.error) { line.textContent = ''; return; }
+    const strong = document.createElement('strong');
+    strong.textContent = String(pool.running);
+    const bounds = pool.bounds ? ` (its bounds ${pool.bounds[0]}..${pool.bounds[1]})` : '';
+    line.replaceChildren('Running: ', strong,
+      ` · starting: ${pool.starting} · stopping (finishing their tasks): ${pool.stopping} · provider: ${pool.provider}${bounds}`);
+  }
+
   function drawMode(mode) {
     const tile = document.getElementById('mode');
     tile.classList.toggle('manual', mode.manual);
@@ -184,6 +195,7 @@
     });
     document.getElementById('dlq-tile').classList.toggle('alarm', !!at(data, 'queues.dead_letter.visible'));
     drawMode(data.mode);
+    drawPoolLine(data.pool);
     drawWorkers(data);
     drawDecisions(data.decisions);
     drawCharts(data);

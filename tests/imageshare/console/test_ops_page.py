@@ -23,6 +23,9 @@ def test_it_shows_queue_depth_pool_and_recent_decisions(client, staff, aws, monk
     assert "imageshare-thumbnails-dlq" in page
     assert "out: a test burst" in page
     assert '<span class="big" data-live="pool.running">0</span>' in page
+    from bench.load import RUNNING  # the load generator samples the pool from this page
+
+    assert RUNNING.search(page).groups() == ("0", "0")
 
 
 def test_staff_edit_the_policy_and_bad_values_are_refused(client, staff, aws):
