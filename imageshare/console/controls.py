@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from imageshare.images.models import Image, Rendition
 from ops.deploy.clients import client
@@ -95,7 +96,7 @@ def automatic(user) -> Outcome:
     policy = ScalingPolicy.current()
     if not policy.manual:
         return Outcome(False, "The pool is already automatic.")
-    ScalingPolicy.objects.filter(pk=policy.pk).update(manual=False, manual_desired=None)
+    ScalingPolicy.objects.filter(pk=policy.pk).update(manual=False, manual_desired=None, updated_at=timezone.now())
     audit(user, "automatic", f"back to the {policy.policy} policy (was held at {policy.manual_desired})")
     return Outcome(True, f"Automatic: the {policy.policy} policy sizes the pool again from the hook's next tick.")
 

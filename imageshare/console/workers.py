@@ -119,4 +119,11 @@ def worker_rows(pool, now: float | None = None, activity: dict[str, Activity] | 
                 "current_task": ", ".join(act.current) if act and act.current else "",
             }
         )
+    # The EC2 group counts instances it has yet to launch as starting capacity: say so, not nothing.
+    launching = pool.starting - sum(1 for w in pool.workers if w.state == "starting") if pool else 0
+    if launching > 0:
+        rows.append(
+            {"id": f"{launching} to launch", "state": "starting", "detail": "", "host": "", "pid": None,
+             "uptime_seconds": None, "uptime": "", "tasks_done": None, "current_task": ""}
+        )  # fmt: skip
     return rows

@@ -324,3 +324,12 @@ def test_flower_counts_go_to_the_worker_of_that_name_locally_and_of_that_host_on
     activity = {"worker1@box": Activity(6), "worker@ip-10-0-0-5.ec2.internal": Activity(3, ["make_renditions(…)"])}
     rows = worker_rows(PoolState(3, 0, 0, None, workers=members), activity=activity)
     assert [(r["tasks_done"], r["current_task"]) for r in rows] == [(6, ""), (0, ""), (3, "make_renditions(…)")]
+
+
+def test_instances_the_group_has_yet_to_launch_show_as_starting():
+    from imageshare.console.workers import worker_rows
+    from ops.scaling.providers import PoolState, WorkerInfo
+
+    pool = PoolState(1, 2, 0, None, workers=(WorkerInfo("i-0abc", "in service", "ip-10-0-0-5"),))
+    rows = worker_rows(pool)
+    assert [(r["id"], r["state"]) for r in rows] == [("i-0abc", "in service"), ("2 to launch", "starting")]
