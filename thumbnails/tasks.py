@@ -6,12 +6,14 @@ already ready is left alone, so a message SQS delivers twice does no harm.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
+from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 from botocore.exceptions import ConnectionError as BotoConnectionError
-from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 from celery import shared_task
 from celery.contrib.django.task import DjangoTask
 from celery.exceptions import SoftTimeLimitExceeded
@@ -26,16 +28,41 @@ from thumbnails import engine
 
 log = logging.getLogger(__name__)
 
+
+class TransientStorageError(Exception):
+    """S3 answered an error that a later attempt can cure (5xx, throttling), after botocore's own retries."""
+
+
+# S3's error codes for "not now": server errors and throttling.
+TRANSIENT_S3_CODES = frozenset(
+    {"500", "502", "503", "504", "InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "Throttling"}
+)
+
 # Only errors that a retry can cure. A bad image, a missing row or a bug is
 # not retried: it fails at once with a reason the user sees.
 TRANSIENT_ERRORS = (
     EndpointConnectionError,
     BotoConnectionError,
+    ConnectionClosedError,  # a connection reset mid-response
     ReadTimeoutError,
     ConnectionError,
     TimeoutError,
     OperationalError,
+    TransientStorageError,
 )
+
+
+@contextlib.contextmanager
+def _storage_errors() -> Iterator[None]:
+    """S3 calls: a transient ClientError becomes TransientStorageError (retried with backoff)."""
+    try:
+        yield
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+        if code in TRANSIENT_S3_CODES or status in TRANSIENT_S3_CODES:
+            raise TransientStorageError(f"S3 {code or status}: {exc}") from exc
+        raise
 
 
 def _mark_failed(image_id: str, code: str, reason: str) -> None:
@@ -93,8 +120,13 @@ def make_renditions(self: ResizeTask, image_id: str, specs: list[dict[str, Any]]
         return {"image": image_id, "skipped": "ready"}
     Image.objects.filter(pk=image_id).update(attempts=F("attempts") + 1)
 
-    with default_storage.open(image.original_key, "rb") as fh:
-        data = fh.read()
+    try:
+        with _storage_errors(), default_storage.open(image.original_key, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        # Nothing a retry can cure (moto restarted, the bucket emptied by hand): say so plainly.
+        _mark_failed(image_id, "original_missing", "The original file is gone from storage; upload it again.")
+        return {"image": image_id, "failed": "original_missing"}
     spec_objs = [engine.Spec(**s) for s in specs] if specs else engine.STANDARD_SPECS
     try:
         result = engine.render(
@@ -118,7 +150,8 @@ def make_renditions(self: ResizeTask, image_id: str, specs: list[dict[str, Any]]
         key = rendition_key(image.id, r.name, r.extension, main=main)
         blob = ContentFile(r.data)
         blob.content_type = r.content_type
-        default_storage.save(key, blob)
+        with _storage_errors():
+            default_storage.save(key, blob)
         rows.append((r.name if main else f"{r.name}.{r.extension}", key, r))
 
     with transaction.atomic():

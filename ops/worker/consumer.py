@@ -34,6 +34,34 @@ from ops.worker.heartbeat import VisibilityHeartbeat
 
 log = logging.getLogger(__name__)
 
+
+def _tolerate_failed_receives() -> None:
+    """A failed long poll must not kill the worker (kombu 5.7).
+
+    kombu's async SQS client turns a receive that timed out or got a 5xx into
+    ``[]`` ("interpreted as an empty list. This prevents hanging the Celery
+    worker"), but ``Channel._on_messages_ready`` then calls ``.get`` on it:
+    AttributeError, "Unrecoverable error", and the worker process exits. Seen
+    on one injected SQS 500 and on every moto restart (tests/integration/
+    test_faults.py). Treat it as what kombu meant: no messages this time.
+    """
+    from kombu.transport.SQS import Channel
+
+    original = Channel._on_messages_ready
+    if getattr(original, "imageshare_tolerant", False):
+        return
+
+    def on_messages_ready(self, queue, qname, messages):
+        if not isinstance(messages, dict):
+            return 0
+        return original(self, queue, qname, messages)
+
+    on_messages_ready.imageshare_tolerant = True
+    Channel._on_messages_ready = on_messages_ready
+
+
+_tolerate_failed_receives()
+
 EXTRA_WAIT_SECONDS = 2.0  # beyond the long poll's own wait: one slow response
 
 

@@ -38,8 +38,9 @@ and in S3 (fixed keys: a re-run overwrites, it cannot duplicate).
     SIGTERM, Celery's warm shutdown) while it runs a task finishes that task
     there; nothing is lost and nothing runs twice.
 
-The xfail(strict=True) tests are bugs found by this suite in code it does not
-own; each reason says what fails. About 3.5 minutes on two busy cores, most
+The bugs this suite found (a failed SQS receive killed the worker, S3 errors
+outlasting botocore's retries failed the image, a lost original was offered a
+retry) are fixed; their tests pass. About 3.5 minutes on two busy cores, most
 of it (c)'s wait for the stranded-upload delay and the two own stacks.
 """
 
@@ -406,9 +407,9 @@ class TestMotoRestart:
         strict=True,
         raises=AssertionError,
         reason=(
-            "kombu 5.7's async SQS receive answers a connection failure, timeout or 5xx with [] "
-            "(AsyncAWSQueryConnection._on_list_ready) and Channel._on_messages_ready then calls [].get('Messages'): "
-            "AttributeError, 'Unrecoverable error', the worker's main process exits"
+            "a restarted moto has lost its queues: the ack (DeleteMessage) of a message received before the "
+            "restart fails with QueueDoesNotExist, which Celery treats as unrecoverable ('Couldn't ack'), and "
+            "the worker exits (the scaling hook starts another). A failed SQS receive no longer kills it."
         ),
     )
     def test_c_the_worker_survives_the_outage(self, moto_restart):
@@ -452,15 +453,6 @@ class TestMotoRestart:
         errors = [line for line in log.splitlines() if re.search(r'" 5\d\d ', line) and '" 503 ' not in line]
         assert not errors, errors[:10]
 
-    @pytest.mark.xfail(
-        strict=True,
-        raises=AssertionError,
-        reason=(
-            "a missing original (FileNotFoundError from S3Storage.open) is not handled by thumbnails/tasks.py: "
-            "on_failure records failure_code 'processing_error' ('Processing failed: FileNotFoundError'), which "
-            "RETRYABLE_FAILURES offers as retryable, though commands.py says lost files would fail the same way again"
-        ),
-    )
     def test_c_an_upload_whose_original_is_lost_fails_with_a_clear_reason_and_no_retry(self, moto_restart):
         failed = [b for b in moto_restart["before_bodies"].values() if b["status"] == "failed"]
         if not failed:
@@ -507,15 +499,6 @@ class TestFaultsAtTheEdge:
         assert set(attempts(stack, ids).values()) == {1}
         print(f"{len(ids)} ready through {proxy.s3_requests} S3 requests, injected {dict(counts)}")
 
-    @pytest.mark.xfail(
-        strict=True,
-        raises=AssertionError,
-        reason=(
-            "thumbnails/tasks.py retries only TRANSIENT_ERRORS; an S3 5xx/SlowDown (ClientError) or a connection "
-            "reset (botocore ConnectionClosedError, an HTTPClientError) left after botocore's 3 attempts is not "
-            "among them, so the image ends failed 'Processing failed: ClientError' / ': ConnectionClosedError'"
-        ),
-    )
     @pytest.mark.parametrize("fault", [SLOW_DOWN, RESET], ids=["503-slowdown", "connection-reset"])
     def test_d_s3_errors_outlasting_botocore_retries_are_retried_by_the_task(self, proxied, fault):
         stack, proxy, api = proxied
@@ -531,15 +514,6 @@ class TestFaultsAtTheEdge:
         assert_ready_and_complete(stack, {image_id: body})
 
     # Last in the class: while the bug stands, it leaves the stack without a worker.
-    @pytest.mark.xfail(
-        strict=True,
-        raises=AssertionError,
-        reason=(
-            "kombu 5.7's async SQS receive answers a 5xx with [] (AsyncAWSQueryConnection._on_list_ready) and "
-            "Channel._on_messages_ready then calls [].get('Messages'): AttributeError, 'Unrecoverable error', "
-            "the worker's main process exits"
-        ),
-    )
     def test_d_an_sqs_5xx_on_a_receive_does_not_stop_the_worker(self, proxied):
         stack, proxy, api = proxied
         proxy.sqs_plan = FirstPerKey(1, INTERNAL_ERROR, prefix="ReceiveMessage", methods=("POST",))

@@ -141,3 +141,31 @@ def test_a_delete_sweeps_again_after_the_row_is_gone(aws, owner, monkeypatch):
     monkeypatch.setattr(Image, "delete", worker_writes_then_row_goes)
     commands.delete_image(image)
     assert keys_under(aws, f"renditions/{image.id}/") == []
+
+
+def test_a_lost_original_fails_with_a_plain_reason_and_no_retry(aws, owner):
+    from imageshare.images.commands import can_retry
+
+    image = stored_image(owner, make_image(300, 200))
+    aws["s3"].delete_object(Bucket=aws["bucket"], Key=image.original_key)
+    make_renditions.run(str(image.id))
+    image.refresh_from_db()
+    assert image.status == "failed" and image.failure_code == "original_missing"
+    assert not can_retry(image)
+
+
+def test_a_throttled_s3_is_retried_not_failed(aws, owner, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    from thumbnails.tasks import TRANSIENT_ERRORS
+
+    image = stored_image(owner, make_image(300, 200))
+
+    def slow_down(*args, **kwargs):
+        raise ClientError({"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "GetObject")
+
+    monkeypatch.setattr(default_storage, "open", slow_down)
+    with pytest.raises(TRANSIENT_ERRORS):
+        make_renditions.run(str(image.id))
+    image.refresh_from_db()
+    assert image.status == "pending"
