@@ -225,19 +225,39 @@ def _needed_size(src_w: int, src_h: int, spec: Spec) -> tuple[int, int]:
     return math.ceil(src_w * scale), math.ceil(src_h * scale)
 
 
+def _colour_grid() -> Image.Image:
+    """Every combination of 17 levels (0, 16, ..., 255) per channel: 4913 RGB pixels."""
+    levels = np.minimum(np.arange(17) * 16, 255).astype(np.uint8)
+    r, g, b = np.meshgrid(levels, levels, levels, indexing="ij")
+    return Image.fromarray(np.stack([r, g, b], axis=-1).reshape(1, -1, 3), "RGB")
+
+
+_COLOUR_GRID = _colour_grid()
+
+
 @functools.lru_cache(maxsize=16)
-def _to_srgb(icc: bytes, in_mode: str, out_mode: str) -> ImageCms.ImageCmsTransform:
+def _to_srgb(icc: bytes, in_mode: str, out_mode: str) -> ImageCms.ImageCmsTransform | None:
     """The LittleCMS transform from the embedded profile ``icc`` to sRGB, built once per profile.
 
     Building one costs about as much as applying it to a thumbnail-sized
     image, and most photos from one camera or editor embed the same profile.
     NOCACHE: lcms2 skips its one-pixel cache, which is what makes one
     transform safe to share between threads.
+
+    None when the profile is sRGB in all but its bytes (many photos embed an
+    sRGB profile): the transform moves no colour of a 17-level grid by more
+    than one level, LittleCMS' own rounding, so it is not applied.
     """
     src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-    return ImageCms.buildTransform(
+    transform = ImageCms.buildTransform(
         src, _SRGB_PROFILE, in_mode, out_mode, ImageCms.Intent.PERCEPTUAL, ImageCms.Flags.NOCACHE
     )
+    if in_mode == out_mode and in_mode in ("RGB", "RGBA"):
+        grid = _COLOUR_GRID.convert(in_mode)
+        moved = np.abs(np.asarray(transform.apply(grid).convert("RGB"), dtype=np.int16) - np.asarray(_COLOUR_GRID))
+        if int(moved.max()) <= 1:
+            return None
+    return transform
 
 
 def _normalise_mode(im: Image.Image) -> Image.Image:
@@ -260,7 +280,8 @@ def _normalise_mode(im: Image.Image) -> Image.Image:
     elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
         if icc and mode == "CMYK":
             try:
-                im = _to_srgb(icc, im.mode, "RGB").apply(im)
+                cmyk_to_srgb = _to_srgb(icc, im.mode, "RGB")
+                im = cmyk_to_srgb.apply(im) if cmyk_to_srgb else im.convert("RGB")
                 icc = None
             except (ImageCms.PyCMSError, OSError):
                 im = im.convert("RGB")
@@ -276,7 +297,9 @@ def _normalise_mode(im: Image.Image) -> Image.Image:
         im = im.convert("LA")
     if icc and im.mode in ("RGB", "RGBA"):
         try:
-            im = _to_srgb(icc, im.mode, im.mode).apply(im)
+            to_srgb = _to_srgb(icc, im.mode, im.mode)
+            if to_srgb is not None:
+                im = to_srgb.apply(im)
         except (ImageCms.PyCMSError, OSError, ValueError):
             pass  # an unreadable profile: keep the pixels as they are (assume sRGB)
     elif icc and im.mode in ("L", "LA"):

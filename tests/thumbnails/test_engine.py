@@ -135,6 +135,20 @@ def test_an_embedded_wide_gamut_profile_is_converted_to_srgb(primaries, gamma, n
     assert not near(out.getpixel((300, 200)), colour, tol=6)  # it really changed
 
 
+def test_an_embedded_srgb_profile_is_recognised_and_not_applied(monkeypatch):
+    from PIL import ImageCms
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    adobe = rgb_profile(ADOBE_RGB, 563 / 256, "Adobe RGB")
+    assert engine._to_srgb(srgb, "RGB", "RGB") is None
+    assert engine._to_srgb(adobe, "RGB", "RGB") is not None
+    applied = []
+    monkeypatch.setattr(ImageCms.ImageCmsTransform, "apply", lambda self, im, out=None: applied.append(1) or im)
+    colour = (100, 180, 100)
+    out = decode(engine.render(make_image(800, 600, color=colour, fmt="PNG", icc_profile=srgb)).renditions[0].data)
+    assert not applied and near(out.getpixel((300, 200)), colour, tol=2)
+
+
 def test_a_cmyk_jpeg_becomes_rgb_with_the_right_colour():
     data = make_image(800, 600, mode="CMYK", color=(0, 255, 255, 0))  # pure red in CMYK
     r = engine.render(data).renditions[0]
