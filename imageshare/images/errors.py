@@ -42,7 +42,11 @@ class Conflict(ImageshareError):
 
 
 class Unavailable(ImageshareError):
-    """A service the request needs is down; the same request may work shortly."""
+    """A service the request needs is down; the same request may work shortly (``retry_after`` seconds)."""
+
+    def __init__(self, code: str, message: str, retry_after: int = 5) -> None:
+        super().__init__(code, message)
+        self.retry_after = retry_after
 
     @classmethod
     def storage(cls) -> Unavailable:
@@ -65,8 +69,7 @@ class Overloaded(Unavailable):
     """More work is waiting than the workers can drain soon: come back after ``retry_after`` seconds."""
 
     def __init__(self, code: str, message: str, retry_after: int) -> None:
-        super().__init__(code, message)
-        self.retry_after = retry_after
+        super().__init__(code, message, retry_after)
 
 
 def from_engine(exc: engine.EngineError) -> ImageshareError:

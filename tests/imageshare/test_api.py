@@ -139,6 +139,6 @@ def test_the_queue_being_down_gives_503_and_leaves_nothing_behind(owner_client, 
     monkeypatch.setattr(make_renditions, "delay", broken)
     resp = post_image(owner_client, make_image(300, 200))
     assert resp.status_code == 503
-    assert resp.json()["error"]["code"] == "queue_unavailable"
+    assert resp.json()["error"]["code"] == "queue_unavailable" and resp.headers["Retry-After"] == "5"
     assert Image.objects.count() == 0
     assert _original_keys(queue) == before  # the stored original was removed again
