@@ -12,6 +12,7 @@ from ops.deploy.config import TAG, Deployment
 UNSCOPABLE_ACTIONS = {
     "cloudwatch:PutMetricData": "no resource-level permissions; limited by the namespace condition",
     "cloudwatch:GetMetricStatistics": "no resource-level permissions",
+    "cloudwatch:GetMetricData": "no resource-level permissions",
     "autoscaling:DescribeAutoScalingGroups": "Describe* calls take no resource",
     "autoscaling:DescribeAutoScalingInstances": "Describe* calls take no resource",
     "ec2:DescribeInstances": "Describe* calls take no resource",
@@ -143,7 +144,13 @@ def web_policy(d: Deployment) -> dict:
             {
                 "Sid": "ObserveFleet",
                 "Effect": "Allow",
-                "Action": ["autoscaling:DescribeAutoScalingGroups", "cloudwatch:GetMetricStatistics"],
+                # The console reads the pool's metrics back and shows each instance's host and uptime.
+                "Action": [
+                    "autoscaling:DescribeAutoScalingGroups",
+                    "cloudwatch:GetMetricStatistics",
+                    "cloudwatch:GetMetricData",
+                    "ec2:DescribeInstances",
+                ],
                 "Resource": ["*"],
             },
             PUBLISH_METRICS,
