@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -73,6 +74,26 @@ def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
             os.kill(os.getpid(), sig)
 
     return preexec
+
+
+def spawn(args: list[str], env: dict[str, str], log_path, cwd=None) -> subprocess.Popen:
+    """Start a service's child: its own session, output appended to ``log_path``, gone when we are.
+
+    Its own session, so a Ctrl-C meant for the supervisor's terminal does not
+    reach it (the supervisor stops its children in order); ``die_with_parent``,
+    so the kernel stops it should the supervisor die.
+    """
+    with open(log_path, "ab") as out:  # the child keeps its own copy
+        return subprocess.Popen(
+            args,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent(),
+        )
 
 
 # --- What /proc says about a process (Linux) --------------------------------------

@@ -47,7 +47,7 @@ from pathlib import Path
 from ops.devstack.follow import LogFollower
 from ops.devstack.runfile import RunFile, stop_leftovers
 from ops.devstack.terminal import Terminal
-from ops.process import StopOnSignal, die_with_parent, signal_session, stat_fields
+from ops.process import StopOnSignal, die_with_parent, signal_session, spawn, stat_fields
 from ops.worker.command import worker_command
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -201,17 +201,7 @@ class Stack:
         # kernel stops the child should the supervisor die (die_with_parent).
         env = env or self.env
         log = log or name
-        with open(self.log_path(log), "ab") as out:  # the child keeps its own copy
-            proc = subprocess.Popen(
-                args,
-                cwd=ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=die_with_parent(),
-            )
+        proc = spawn(args, env, self.log_path(log), cwd=ROOT)
         self.procs[name] = proc
         self.specs[name] = (list(args), env, log)
         self._record()

@@ -13,7 +13,6 @@ import logging
 import os
 import signal
 import socket
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ops.process import die_with_parent, start_time, stat_fields
+from ops.process import spawn, start_time, stat_fields
 
 log = logging.getLogger(__name__)
 
@@ -162,19 +161,9 @@ class LocalProvider:
     def _start(self, name: str) -> None:
         env = {**self.env, "IMAGESHARE_WORKER_READY_FILE": str(self.pid_dir / f"{name}.ready")}
         assert self.command_for is not None, "this LocalProvider was made without a command"
-        log_file = open(self.pid_dir / f"{name}.log", "ab")
         # Own session: a Ctrl-C meant for the hook's terminal does not reach
         # the worker (the hook stops it: scale-in). It dies with the hook.
-        proc = subprocess.Popen(
-            self.command_for(name),
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=die_with_parent(),
-        )
-        log_file.close()
+        proc = spawn(self.command_for(name), env, self.pid_dir / f"{name}.log")
         # The pid with the process's start time: together they name this
         # process and no later one that reuses the pid.
         (self.pid_dir / f"{name}.pid").write_text(f"{proc.pid} {_start_time(proc.pid)}")
