@@ -5,6 +5,7 @@ from imageshare.console.autoscaler import Autoscaler
 from imageshare.console.duties import STRANDED_SWEEP_SECONDS, Duty, dead_letter_sweep, run_duties, stranded_sweep
 from imageshare.console.models import ScalingPolicy
 from imageshare.console.pool import make_provider
+from imageshare.images.orphans import sweep_orphans
 from ops.deploy.clients import client
 from ops.process import StopOnSignal
 
@@ -15,7 +16,7 @@ def _aws(service: str):
 
 class Command(BaseCommand):
     help = (
-        "Run the periodic duties (the scaling hook, the dead-letter sweep, the stranded-upload sweep); "
+        "Run the periodic duties (the scaling hook, the dead-letter, stranded-upload and orphaned-object sweeps); "
         "one process at a time holds them."
     )
 
@@ -30,6 +31,7 @@ class Command(BaseCommand):
             Duty("scaling", lambda: ScalingPolicy.current().interval_seconds, hook.tick),  # logs its decision
             Duty("dead-letter sweep", lambda: settings.DEAD_LETTER_SWEEP_SECONDS, lambda: dead_letter_sweep(sqs)),
             Duty("stranded uploads", lambda: STRANDED_SWEEP_SECONDS, stranded_sweep),
+            Duty("orphaned objects", lambda: settings.ORPHAN_SWEEP_SECONDS, sweep_orphans),
         ]
         self.stdout.write(f"periodic duties running with the {provider} provider")
         run_duties(duties, StopOnSignal(), once=once)
