@@ -8,7 +8,6 @@ They only translate HTTP to calls: the rules are in ``uploads``,
 
 from __future__ import annotations
 
-from django.contrib.auth import authenticate
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import RegexValidator
 from django.http import Http404, HttpResponseRedirect
@@ -27,6 +26,7 @@ from thumbnails.engine import MAX_SPEC_SIDE
 from . import quotas
 from .access import find_visible, is_open, owned_or_404
 from .commands import delete_image, request_rendition, retry_image
+from .credentials import authenticate_password
 from .errors import ImageshareError
 from .http_errors import api_error, api_response
 from .links import file_url, presigned_url
@@ -340,7 +340,7 @@ class TokenView(APIView):
         username, password = data.get("username"), data.get("password")
         if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
             return api_error(400, "missing_credentials", "Send 'username' and 'password'.")
-        user = authenticate(request._request, username=username, password=password)
+        user = authenticate_password(request._request, username, password)
         if user is None:
             return api_error(401, "invalid_credentials", "Unknown username or wrong password.")
         token, _ = Token.objects.get_or_create(user=user)

@@ -4,6 +4,7 @@ from rest_framework import exceptions, status
 from rest_framework.authentication import BasicAuthentication
 
 from .credentials import authenticate_password
+from .errors import RateLimited
 
 
 class LockedOut(exceptions.APIException):
@@ -15,7 +16,10 @@ class LockedOut(exceptions.APIException):
 class LockoutAwareBasicAuthentication(BasicAuthentication):
     def authenticate_credentials(self, userid, password, request=None):
         """DRF's check, through the credential cache (``credentials.authenticate_password``)."""
-        user = authenticate_password(request, userid, password)
+        try:
+            user = authenticate_password(request, userid, password)
+        except RateLimited as exc:
+            raise exceptions.Throttled(wait=exc.retry_after, detail=exc.message) from None
         if user is None:
             # axes marks the request it was given (DRF's Request) when it refuses.
             if request is not None and getattr(request, "axes_locked_out", False):

@@ -24,6 +24,9 @@ import time
 
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model
+from django.core.cache import cache
+
+from .errors import RateLimited
 
 _entries: dict[bytes, tuple[int, str, float]] = {}  # key -> (user id, password hash, expires at)
 _lock = threading.Lock()
@@ -59,13 +62,51 @@ def authenticate_password(request, username: str, password: str):
         user = _remembered(key)
         if user is not None:
             return user
+    slow_down(username)
     user = authenticate(request, username=username, password=password)
+    if user is None:
+        _note_failure(username)
     if user is not None and ttl > 0:
         with _lock:
             if len(_entries) >= MAX_ENTRIES:
                 _entries.clear()
             _entries[key] = (user.pk, user.password, time.monotonic() + ttl)
     return user
+
+
+def _failures_key(username: str) -> str:
+    return f"login-failures-user:{hashlib.sha256(username.lower().encode()).hexdigest()}"
+
+
+def _note_failure(username: str) -> None:
+    key = _failures_key(username)
+    now = time.time()
+    recent = [t for t in cache.get(key, []) if now - t < settings.LOGIN_SLOWDOWN_WINDOW_SECONDS]
+    cache.set(key, [*recent[-200:], now], settings.LOGIN_SLOWDOWN_WINDOW_SECONDS)
+
+
+def slow_down(username: str) -> None:
+    """Past ``LOGIN_SLOWDOWN_AFTER`` failures for a username from anywhere, one check per ``LOGIN_SLOWDOWN_SECONDS``.
+
+    The per-address lockout (django-axes, username and address together)
+    cannot stop guessing spread over many addresses, and a hard per-user lock
+    would let anyone lock the owner out. So a guessed-at account is slowed
+    down instead: every check of it, the owner's too, waits its turn of a
+    few seconds (429 with Retry-After), which caps guessing at a few hundred
+    an hour while the owner gets in after a short wait.
+    """
+    key = _failures_key(username)
+    now = time.time()
+    recent = [t for t in cache.get(key, []) if now - t < settings.LOGIN_SLOWDOWN_WINDOW_SECONDS]
+    if len(recent) < settings.LOGIN_SLOWDOWN_AFTER:
+        return
+    turn_key = key + ":turn"
+    if not cache.add(turn_key, now, settings.LOGIN_SLOWDOWN_SECONDS):  # someone had this turn
+        raise RateLimited(
+            "slow_down",
+            "Many wrong passwords for this account lately; try again in a few seconds.",
+            retry_after=settings.LOGIN_SLOWDOWN_SECONDS,
+        )
 
 
 def forget_all() -> None:

@@ -115,7 +115,10 @@ def upload(request):
         doors.address_exhausted(request, "login-failures", "LOGIN_FAILURES_PER_ADDRESS", "failed logins")
     except ImageshareError as exc:
         return seed_response(exc)
-    user = authenticate_password(request, username, password)
+    try:
+        user = authenticate_password(request, username, password)
+    except ImageshareError as exc:
+        return seed_response(exc)
     if user is None:
         doors.note_failed_login(request)
         if getattr(request, "axes_locked_out", False):

@@ -78,3 +78,21 @@ def test_it_can_be_turned_off(owner, verifies, settings):
     check("owner", "owner-pass-123")
     check("owner", "owner-pass-123")
     assert verifies == ["owner", "owner"]
+
+
+def test_a_username_guessed_at_from_many_addresses_is_slowed_down_not_locked(owner, settings):
+    """Past the threshold every check of the account waits its turn; the owner gets in after it."""
+    from imageshare.images.errors import RateLimited
+
+    settings.LOGIN_SLOWDOWN_AFTER = 3
+    settings.LOGIN_SLOWDOWN_SECONDS = 60
+    for _ in range(3):
+        assert check("owner", "a-guess") is None
+    assert check("owner", "owner-pass-123") == owner  # this check takes the turn
+    with pytest.raises(RateLimited) as refused:
+        check("owner", "another-guess")
+    assert refused.value.retry_after == 60
+    from django.core.cache import cache
+
+    cache.clear()  # the turn has passed (and the window with it)
+    assert check("owner", "owner-pass-123") == owner
