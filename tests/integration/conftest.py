@@ -1,6 +1,7 @@
 """A real local stack for the integration tests: moto's server, gunicorn and
 real ``celery worker`` processes, on free loopback ports."""
 
+import contextlib
 import os
 import time
 from urllib.parse import urlsplit, urlunsplit
@@ -25,6 +26,31 @@ def _fresh_postgres_url(url: str, name: str) -> str:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
     return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@contextlib.contextmanager
+def own_stack(tmp_path_factory, name: str, password: str, **options):
+    """A stack of a test module's own (its own ports, SQLite file and settings), stopped afterwards.
+
+    For tests that change the stack's settings or kill its parts; the rest
+    share the session's ``stack``.
+    """
+    var_dir = tmp_path_factory.mktemp(name)
+    extra_env = {"IMAGESHARE_ADMIN_PASSWORD": password, **options.pop("extra_env", {})}
+    s = Stack(
+        var_dir=var_dir,
+        web_port=free_port(),
+        aws_port=free_port(),
+        database_url=f"sqlite:///{var_dir / 'stack.sqlite3'}",
+        quiet=True,
+        extra_env=extra_env,
+        **options,
+    )
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()
 
 
 @pytest.fixture(scope="session")

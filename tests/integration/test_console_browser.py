@@ -17,8 +17,7 @@ import pytest
 import requests
 from PIL import Image as PILImage
 
-from ops.devstack.stack import Stack, free_port
-from tests.integration.conftest import ADMIN_PASSWORD, wait_for_status
+from tests.integration.conftest import ADMIN_PASSWORD, own_stack, wait_for_status
 
 pytestmark = pytest.mark.integration
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -35,27 +34,9 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="module")
 def console_stack(tmp_path_factory):
-    var_dir = tmp_path_factory.mktemp("console")
-    s = Stack(
-        var_dir=var_dir,
-        web_port=free_port(),
-        aws_port=free_port(),
-        concurrency=1,
-        database_url=f"sqlite:///{var_dir / 'console.sqlite3'}",
-        autoscale=True,
-        quiet=True,
-        extra_env={
-            "IMAGESHARE_ADMIN_PASSWORD": ADMIN_PASSWORD,
-            "SCALING_MIN_WORKERS": "1",
-            "SCALING_MAX_WORKERS": "3",
-            "SCALING_INTERVAL_SECONDS": "1",
-        },
-    )
-    try:
-        s.start()
+    scaling = {"SCALING_MIN_WORKERS": "1", "SCALING_MAX_WORKERS": "3", "SCALING_INTERVAL_SECONDS": "1"}
+    with own_stack(tmp_path_factory, "console", ADMIN_PASSWORD, concurrency=1, autoscale=True, extra_env=scaling) as s:
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture
@@ -139,7 +120,7 @@ def test_staff_steer_the_pool_from_the_console_and_others_get_none(page, console
         expect(audit.locator("tr", has_text=what).filter(has_text="admin")).to_have_count(1)
 
     # The hook recorded the operator's changes as such.
-    db = sqlite3.connect(console_stack.var_dir / "console.sqlite3")
+    db = sqlite3.connect(console_stack.var_dir / "stack.sqlite3")
     reasons = [r for (r,) in db.execute("select reason from ops_scalingdecision where action in ('out', 'in')")]
     assert any(r.startswith("manual: an operator asked for 2") for r in reasons), reasons
     assert any(r.startswith("manual: an operator asked for 1") for r in reasons), reasons

@@ -32,7 +32,8 @@ import pytest
 import requests
 from PIL import Image
 
-from ops.devstack.stack import Stack, free_port
+from ops.devstack.stack import Stack
+from tests.integration.conftest import own_stack
 
 pytestmark = pytest.mark.integration
 
@@ -58,24 +59,11 @@ def noisy_photo(seed: int, width: int = 2000, height: int = 1500) -> bytes:
 
 @pytest.fixture(scope="module")
 def crash_stack(tmp_path_factory):
-    var_dir = tmp_path_factory.mktemp("crash-stack")
-    s = Stack(
-        var_dir=var_dir,
-        web_port=free_port(),
-        aws_port=free_port(),
-        workers=0,  # the test starts (and kills) its workers itself
-        concurrency=2,
-        autoscale=False,
-        events=False,
-        database_url=f"sqlite:///{var_dir / 'stack.sqlite3'}",
-        extra_env={"IMAGESHARE_ADMIN_PASSWORD": ADMIN_PASSWORD},
-        quiet=True,
-    )
-    try:
-        s.start()
+    # workers=0: the test starts (and kills) its workers itself.
+    with own_stack(
+        tmp_path_factory, "crash-stack", ADMIN_PASSWORD, workers=0, concurrency=2, autoscale=False, events=False
+    ) as s:
         yield s
-    finally:
-        s.stop()
 
 
 def _in_hand(log: Path) -> set[str]:

@@ -20,7 +20,8 @@ import pytest
 import requests
 from PIL import Image
 
-from ops.devstack.stack import Stack, free_port
+from ops.devstack.stack import Stack
+from tests.integration.conftest import own_stack
 
 pytestmark = pytest.mark.integration
 
@@ -30,30 +31,18 @@ ATTACKER, VICTIM = "203.0.113.66", "198.51.100.7"
 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory):
-    var_dir = tmp_path_factory.mktemp("hostile")
-    stack = Stack(
-        var_dir=var_dir,
-        web_port=free_port(),
-        aws_port=free_port(),
-        workers=1,
-        concurrency=2,
-        autoscale=False,
-        events=False,
-        database_url=f"sqlite:///{var_dir / 'db.sqlite3'}",
-        extra_env={
-            "IMAGESHARE_ADMIN_PASSWORD": PASSWORD,
-            "TRUSTED_PROXY_COUNT": "1",
-            "OPEN_REGISTRATION": "true",
-            "REGISTRATIONS_PER_ADDRESS": "5/h",
-            "LOGIN_FAILURES_PER_ADDRESS": "20/h",
-            "PASSWORD_RESETS_PER_ADDRESS": "3/h",
-            "API_RATE_ANON": "40/min",
-            "API_RATE_UPLOADS": "60/min",
-        },
-        quiet=True,
-    )
-    stack.start()
-    try:
+    limits = {
+        "TRUSTED_PROXY_COUNT": "1",
+        "OPEN_REGISTRATION": "true",
+        "REGISTRATIONS_PER_ADDRESS": "5/h",
+        "LOGIN_FAILURES_PER_ADDRESS": "20/h",
+        "PASSWORD_RESETS_PER_ADDRESS": "3/h",
+        "API_RATE_ANON": "40/min",
+        "API_RATE_UPLOADS": "60/min",
+    }
+    with own_stack(
+        tmp_path_factory, "hostile", PASSWORD, workers=1, concurrency=2, autoscale=False, events=False, extra_env=limits
+    ) as stack:
         code = (
             "from django.contrib.auth.models import User\n"
             "for name in ('alice', 'bob', 'carol'):\n"
@@ -61,8 +50,6 @@ def hostile(tmp_path_factory):
         )
         stack._manage("shell", "-c", code)
         yield stack
-    finally:
-        stack.stop()
 
 
 def session(user: str | None, address: str) -> requests.Session:

@@ -10,39 +10,25 @@ import pytest
 import requests
 from PIL import Image as PILImage
 
-from ops.devstack.stack import Stack, free_port
-from tests.integration.conftest import ADMIN_PASSWORD, wait_for_status
+from tests.integration.conftest import ADMIN_PASSWORD, own_stack, wait_for_status
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def scaling_stack(tmp_path_factory):
-    var_dir = tmp_path_factory.mktemp("scaling")
-    s = Stack(
-        var_dir=var_dir,
-        web_port=free_port(),
-        aws_port=free_port(),
-        concurrency=1,
-        database_url=f"sqlite:///{var_dir / 'scaling.sqlite3'}",
-        events=False,
-        autoscale=True,
-        quiet=True,
-        extra_env={
-            "IMAGESHARE_ADMIN_PASSWORD": ADMIN_PASSWORD,
-            "SCALING_MIN_WORKERS": "1",
-            "SCALING_MAX_WORKERS": "3",
-            "SCALING_INTERVAL_SECONDS": "1",
-            "SCALING_TARGET_LATENCY_SECONDS": "1",
-            "SCALING_SCALE_IN_STABLE_SECONDS": "4",
-            "SCALING_SCALE_IN_COOLDOWN_SECONDS": "4",
-        },
-    )
-    try:
-        s.start()
+    scaling = {
+        "SCALING_MIN_WORKERS": "1",
+        "SCALING_MAX_WORKERS": "3",
+        "SCALING_INTERVAL_SECONDS": "1",
+        "SCALING_TARGET_LATENCY_SECONDS": "1",
+        "SCALING_SCALE_IN_STABLE_SECONDS": "4",
+        "SCALING_SCALE_IN_COOLDOWN_SECONDS": "4",
+    }
+    with own_stack(
+        tmp_path_factory, "scaling", ADMIN_PASSWORD, concurrency=1, events=False, autoscale=True, extra_env=scaling
+    ) as s:
         yield s
-    finally:
-        s.stop()
 
 
 def pool_size(stack) -> tuple[int, int]:
@@ -95,6 +81,6 @@ def test_a_burst_grows_the_pool_and_it_shrinks_back_to_the_minimum(scaling_stack
     assert peak[0] <= 3  # the bound
 
     # The hook recorded both directions (the ops page shows these rows).
-    db = sqlite3.connect(scaling_stack.var_dir / "scaling.sqlite3")
+    db = sqlite3.connect(scaling_stack.var_dir / "stack.sqlite3")
     actions = [a for (a,) in db.execute("select action from ops_scalingdecision where action in ('out', 'in')")]
     assert "out" in actions and "in" in actions
