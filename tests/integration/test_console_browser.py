@@ -19,7 +19,8 @@ from PIL import Image as PILImage
 
 from tests.integration.conftest import ADMIN_PASSWORD, own_stack, wait_for_status
 
-pytestmark = pytest.mark.integration
+# Its own stack, on SQLite whatever DATABASE_URL says: run once, in the SQLite pass.
+pytestmark = [pytest.mark.integration, pytest.mark.ownstack]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_ARGS = [

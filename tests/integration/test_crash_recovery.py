@@ -35,7 +35,8 @@ from PIL import Image
 from ops.devstack.stack import Stack
 from tests.integration.conftest import own_stack
 
-pytestmark = pytest.mark.integration
+# Its own stack, on SQLite whatever DATABASE_URL says: run once, in the SQLite pass.
+pytestmark = [pytest.mark.integration, pytest.mark.ownstack]
 
 ADMIN_PASSWORD = "crash-admin-pass"
 ROUNDS = 3

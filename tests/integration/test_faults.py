@@ -402,6 +402,7 @@ def moto_restart(tmp_path_factory):
 
 
 @pytest.mark.usefixtures("moto_restart")
+@pytest.mark.ownstack  # its own stack, on SQLite: run once, in the SQLite pass
 class TestMotoRestart:
     @pytest.mark.xfail(
         strict=True,
@@ -483,6 +484,7 @@ def proxied(tmp_path_factory):
             proxy.stop()
 
 
+@pytest.mark.ownstack  # its own stack, on SQLite: run once, in the SQLite pass
 class TestFaultsAtTheEdge:
     def test_d_every_third_s3_request_failing_or_slow_is_absorbed(self, proxied):
         stack, proxy, api = proxied

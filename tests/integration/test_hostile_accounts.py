@@ -23,7 +23,8 @@ from PIL import Image
 from ops.devstack.stack import Stack
 from tests.integration.conftest import own_stack
 
-pytestmark = pytest.mark.integration
+# Its own stack, on SQLite whatever DATABASE_URL says: run once, in the SQLite pass.
+pytestmark = [pytest.mark.integration, pytest.mark.ownstack]
 
 PASSWORD = "hostile-test-pass-1"
 ATTACKER, VICTIM = "203.0.113.66", "198.51.100.7"

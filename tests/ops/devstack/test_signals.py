@@ -24,7 +24,8 @@ import pytest
 from ops.devstack.stack import ROOT, free_port
 from ops.process import is_running, stat_fields
 
-pytestmark = pytest.mark.integration
+# Its own stack, on SQLite whatever DATABASE_URL says: run once, in the SQLite pass.
+pytestmark = [pytest.mark.integration, pytest.mark.ownstack]
 
 START_TIMEOUT = 90  # a start takes 15-30 s on a shared 2-core machine
 GONE_WITHIN = 10
