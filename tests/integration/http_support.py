@@ -91,6 +91,24 @@ def form_login(base: str, username: str, password: str) -> requests.Session:
     return session
 
 
+def create_account(staff: requests.Session, base: str, username: str, password: str) -> None:
+    """Create an account through the staff page's form (with its CSRF token), as an operator would."""
+    action, token = find_form(staff.get(f"{base}/accounts/new", timeout=10), 'name="password1"')
+    resp = staff.post(
+        action,
+        data={
+            "csrfmiddlewaretoken": token,
+            "username": username,
+            "email": "",
+            "password1": password,
+            "password2": password,
+        },
+        allow_redirects=False,
+        timeout=30,
+    )
+    require(resp.status_code == 302, f"creating {username}: {resp.status_code} {resp.text[:500]}")
+
+
 def api_token(base: str, username: str, password: str) -> str:
     resp = requests.post(f"{base}/api/v1/token", data={"username": username, "password": password}, timeout=30)
     require(resp.status_code == 200, f"POST /api/v1/token: {resp.status_code} {resp.text[:300]}")

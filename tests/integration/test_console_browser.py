@@ -18,6 +18,7 @@ import requests
 from PIL import Image as PILImage
 
 from tests.integration.conftest import ADMIN_PASSWORD, own_stack, wait_for_status
+from tests.integration.test_browser import login
 
 # Its own stack, on SQLite whatever DATABASE_URL says: run once, in the SQLite pass.
 pytestmark = [pytest.mark.integration, pytest.mark.ownstack]
@@ -52,14 +53,6 @@ def page():
         page.set_default_timeout(30_000)
         yield page
         browser.close()
-
-
-def login(page, base, username, password):
-    page.goto(f"{base}/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{base}/")
 
 
 def upload_some(base, n=6) -> None:

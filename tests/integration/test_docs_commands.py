@@ -27,7 +27,7 @@ import pytest
 from tests.integration.conftest import ADMIN_PASSWORD
 from tests.integration.http_support import (
     clear_rate_limits,
-    find_form,
+    create_account,
     form_login,
     jpeg_bytes,
     pixel_size,
@@ -137,24 +137,11 @@ def doc_accounts(stack):
     base = stack.web_url
     staff = form_login(base, "admin", ADMIN_PASSWORD)
     made = []
-    for doc, _, line in documented_commands():
+    for _, _, line in documented_commands():
         for username, password in re.findall(r"username=(\w+) -[dF] password='([^']+)'", line):
             if username == "admin" or username in made:
                 continue
-            action, token = find_form(staff.get(f"{base}/accounts/new", timeout=10), 'name="password1"')
-            resp = staff.post(
-                action,
-                data={
-                    "csrfmiddlewaretoken": token,
-                    "username": username,
-                    "email": "",
-                    "password1": password,
-                    "password2": password,
-                },
-                allow_redirects=False,
-                timeout=30,
-            )
-            require(resp.status_code == 302, f"creating {username} for {doc}: {resp.status_code} {resp.text[:300]}")
+            create_account(staff, base, username, password)
             made.append(username)
     return made
 

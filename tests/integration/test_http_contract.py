@@ -27,6 +27,7 @@ from tests.integration.http_support import (
     assert_json_error,
     browser,
     clear_rate_limits,
+    create_account,
     csrf_token,
     find_form,
     form_login,
@@ -72,23 +73,8 @@ def admin_browser(base) -> requests.Session:
 @pytest.fixture(scope="module")
 def member(base, admin_browser) -> tuple[str, str]:
     """A non-staff account, made as staff make them: the /accounts/new form, with its CSRF token."""
-    page = admin_browser.get(f"{base}/accounts/new", timeout=10)
-    require(page.status_code == 200, f"GET /accounts/new: {page.status_code}")
-    action, token = find_form(page, 'name="password1"')
     username, password = MEMBER
-    resp = admin_browser.post(
-        action,
-        data={
-            "csrfmiddlewaretoken": token,
-            "username": username,
-            "email": "",
-            "password1": password,
-            "password2": password,
-        },
-        allow_redirects=False,
-        timeout=30,
-    )
-    require(resp.status_code == 302, f"creating {username}: {resp.status_code} {resp.text[:500]}")
+    create_account(admin_browser, base, username, password)
     return MEMBER
 
 
