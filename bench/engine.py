@@ -1,5 +1,8 @@
 """Engine benchmark: imageshare's engine against naive Pillow and libvips, side by side.
 
+Over 400 lines on purpose: one script runs every engine, round and report side by side,
+so the figures it prints come from one process layout and one set of rules.
+
     make bench-engine                       # ../shared/corpus when present, else generated photos
     .venv/bin/python -m bench.engine --corpus DIR --rounds 3
     BENCH_BASELINE=<git rev> make bench-engine   # also the engine as it was at <rev>, in the same run

@@ -1,5 +1,8 @@
 """A load generator for a running imageshare: paced uploads or a burst, then the backlog drained and counted.
 
+Over 400 lines on purpose: a single file to run against any stack (sending,
+sampling, reporting and plotting share one clock and one set of records).
+
     .venv/bin/python -m bench.load UPLOAD_URL USERNAME PASSWORD RATE FOLDER [COUNT]
         [--burst N] [--connections C] [--auth basic|token] [--drain-timeout S] [--plot PATH | --no-plot]
 

@@ -1,5 +1,8 @@
 """imageshare settings, read from the environment.
 
+Over 400 lines on purpose: it is the one reader of the environment, so every
+setting of every room is here, grouped by concern under its heading.
+
 Every value has a default that runs the embedded local stack out of the box.
 Production (``IMAGESHARE_ENV=production``) refuses to start with a default
 secret. The helpers fail loudly on a value they cannot parse, instead of

@@ -1,5 +1,9 @@
 """The image engine: bytes and specs in, encoded renditions with timings out.
 
+Over 400 lines on purpose: the decode-once-and-cascade pipeline shares its
+intermediate state (draft scale, normalised mode, colour transform) across
+steps that would otherwise pass it through a wide interface.
+
 Pure functions, no I/O, no Django, no queue: the Celery task in
 ``thumbnails.tasks`` fetches and stores, this module only computes, so every
 behaviour here is testable on images a test builds in memory.

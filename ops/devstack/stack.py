@@ -1,5 +1,9 @@
 """The embedded local stack: everything on one machine, on loopback.
 
+Over 400 lines on purpose: the order of starting and stopping the processes is
+one concern, and reads best in one place (terminal, pid file and log following
+live beside it in terminal.py, runfile.py and follow.py).
+
 ``python -m ops.devstack run`` (what ``make run`` calls):
 1. stops what an earlier run left running (``var/stack.pid``, see runfile.py);
 2. starts moto in server mode as the local AWS (S3, SQS, SNS, Auto Scaling,
