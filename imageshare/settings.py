@@ -415,11 +415,11 @@ DEAD_LETTER_SWEEP_SECONDS = envint("DEAD_LETTER_SWEEP_SECONDS", 30, minimum=1)
 # failed after the commit, a restarted local SQS, an expired message). Longer
 # than a healthy backlog takes to drain; a re-dispatch that comes too early
 # costs only a duplicate message, which the task skips once the image is ready.
+STRANDED_AFTER_SECONDS = envint("STRANDED_AFTER_SECONDS", 900, minimum=60)
 # The orphan sweep: S3 objects of images whose row is gone, older than this
 # (an upload stores its original a moment before its row), every ORPHAN_SWEEP_SECONDS.
 ORPHAN_SWEEP_AFTER_SECONDS = envint("ORPHAN_SWEEP_AFTER_SECONDS", 600, minimum=60)
 ORPHAN_SWEEP_SECONDS = envint("ORPHAN_SWEEP_SECONDS", 600, minimum=10)
-STRANDED_AFTER_SECONDS = envint("STRANDED_AFTER_SECONDS", 900, minimum=60)
 # Periodic duties (scaling hook, sweeps) run in one process at a time, whatever
 # the number of web nodes: a holder keeps a database lease it renews each tick;
 # another process takes over once the lease is this old.
