@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PG_URL ?= postgres://postgres@127.0.0.1:5432/imageshare
 
-.PHONY: run test test-sqlite test-postgres lint typecheck format bench-engine bench-auth load soak clean
+.PHONY: run test test-sqlite test-postgres lint typecheck format bench-engine bench-auth bench-latency load soak clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@# Debian packages the project uses when they are missing and we may
@@ -68,6 +68,10 @@ bench-engine: $(VENV)/.bench-installed
 # Upload p50 with a token, basic auth and /api/upload's form credentials, over HTTP.
 bench-auth: $(STAMP)
 	$(PY) -m bench.auth
+
+# Upload -> all renditions ready for 12 MP JPEGs arriving at half the measured capacity (LATENCY_ARGS: --count, --load).
+bench-latency: $(STAMP)
+	$(PY) -m bench.latency $(LATENCY_ARGS)
 
 # A load generator against a running stack (make run): URL, LOAD_USER, PASSWORD, RATE, FOLDER, COUNT, LOAD_ARGS.
 load: $(VENV)/.bench-installed
