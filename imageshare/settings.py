@@ -381,6 +381,9 @@ CUSTOM_SIZES_ALLOWED = frozenset(envlist("CUSTOM_SIZES_ALLOWED", ""))
 # (nothing stored). Sized so a 1,000-upload burst on top of a busy queue passes.
 UPLOAD_BACKLOG_LIMIT = envint("UPLOAD_BACKLOG_LIMIT", 5000, minimum=1)
 UPLOAD_BACKLOG_RETRY_AFTER = envint("UPLOAD_BACKLOG_RETRY_AFTER_SECONDS", 30, minimum=1)
+# Direct uploads (imageshare/images/direct.py): how long a presigned S3 POST stays valid.
+# Short: the client POSTs the file straight away, then finalizes.
+DIRECT_UPLOAD_EXPIRES_SECONDS = envint("DIRECT_UPLOAD_EXPIRES_SECONDS", 600, minimum=30)
 # Django's own in-memory limit follows ours, so larger bodies go to a temp file.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
@@ -471,8 +474,12 @@ _IMAGE_ORIGINS = [
     f"https://{S3_BUCKET}.s3.amazonaws.com",
     f"https://{S3_BUCKET}.s3.{AWS_REGION}.amazonaws.com",
 ]
+# Where a presigned POST sends the browser: the bucket's endpoint (moto locally), never the CDN.
+_UPLOAD_ORIGINS = [o for o in _IMAGE_ORIGINS if o != _origin(CDN_BASE_URL)]
 CONTENT_SECURITY_POLICY = envstr(
     "CONTENT_SECURITY_POLICY",
     f"default-src 'self'; img-src 'self' data: blob: {' '.join(o for o in _IMAGE_ORIGINS if o)}; "
+    # connect-src: the upload page's script POSTs files straight to the bucket (direct uploads).
+    f"connect-src 'self' {' '.join(o for o in _UPLOAD_ORIGINS if o)}; "
     "object-src 'none'; base-uri 'self'; frame-ancestors 'none'; form-action 'self'",
 )

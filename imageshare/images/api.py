@@ -8,9 +8,11 @@ They only translate HTTP to calls: the rules are in ``uploads``,
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import RegexValidator
 from django.http import Http404, HttpResponseRedirect
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.authtoken.models import Token
@@ -23,7 +25,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from thumbnails.engine import MAX_SPEC_SIDE
 
-from . import quotas
+from . import direct, quotas
 from .access import find_visible, is_open, owned_or_404
 from .commands import delete_image, request_rendition, retry_image
 from .credentials import authenticate_password
@@ -210,6 +212,93 @@ class ImageListView(UploadThrottleMixin, APIView):
     def post(self, request):
         image = upload_from_request(request)
         return Response(image_payload(image, request), status=status.HTTP_202_ACCEPTED)
+
+
+class PresignRequestSerializer(serializers.Serializer):
+    content_type = serializers.ChoiceField(
+        choices=direct.ALLOWED_CONTENT_TYPES,
+        required=False,
+        help_text="The file's type: fixed in the policy. Without it, send a Content-Type field starting image/.",
+    )
+    size = serializers.IntegerField(
+        min_value=1, required=False, help_text="The file's length in bytes, to be refused before sending it."
+    )
+
+
+class FinalizeRequestSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=255, required=False, allow_blank=True, help_text="The file's name.")
+
+
+PRESIGNED_SCHEMA = inline_serializer(
+    "DirectUpload",
+    {
+        "upload_id": serializers.UUIDField(),
+        "url": serializers.URLField(help_text="POST the form here (multipart/form-data): the fields, then file."),
+        "fields": serializers.DictField(child=serializers.CharField()),
+        "key": serializers.CharField(),
+        "expires_at": serializers.DateTimeField(),
+        "max_bytes": serializers.IntegerField(),
+        "finalize_url": serializers.URLField(),
+    },
+)
+
+
+class DirectUploadView(UploadThrottleMixin, APIView):
+    """POST /api/v1/uploads: a presigned S3 POST for one file (docs/uploads.md)."""
+
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
+    permission_classes = [ModeAccess]
+    anonymous_methods = ("POST",)
+
+    @extend_schema(
+        summary="Start a direct upload: a presigned S3 POST for one file",
+        request=PresignRequestSerializer,
+        responses={201: PRESIGNED_SCHEMA, **{code: ERROR_SCHEMA for code in (400, 401, 413, 429, 503)}},
+    )
+    def post(self, request):
+        body = PresignRequestSerializer(data=request.data if hasattr(request.data, "get") else {})
+        body.is_valid(raise_exception=True)
+        presigned = direct.presign(request.user, **body.validated_data)
+        finalize = reverse("api-upload-finalize", args=[presigned.upload_id])
+        return Response(
+            {
+                "upload_id": str(presigned.upload_id),
+                "url": presigned.url,
+                "fields": presigned.fields,
+                "key": presigned.key,
+                "expires_at": presigned.expires_at.isoformat(),
+                "max_bytes": settings.MAX_UPLOAD_BYTES,
+                "finalize_url": request.build_absolute_uri(finalize),
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class FinalizeView(UploadThrottleMixin, APIView):
+    """POST /api/v1/uploads/<upload id>/finalize: the file is in S3; make the image."""
+
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
+    permission_classes = [ModeAccess]
+    anonymous_methods = ("POST",)
+
+    @extend_schema(
+        summary="Finish a direct upload: validate the file in S3 and make the image",
+        request=FinalizeRequestSerializer,
+        responses={
+            200: OpenApiResponse(IMAGE_SCHEMA, description="Finalized before: the same image"),
+            202: OpenApiResponse(IMAGE_SCHEMA, description="The image, pending its renditions"),
+            **{code: ERROR_SCHEMA for code in (400, 401, 404, 413, 415, 429, 503)},
+        },
+    )
+    def post(self, request, upload_id):
+        body = FinalizeRequestSerializer(data=request.data if hasattr(request.data, "get") else {})
+        body.is_valid(raise_exception=True)
+        image, created = direct.finalize(
+            request.user, direct.parse_upload_id(upload_id), body.validated_data.get("name", "")
+        )
+        return Response(
+            image_payload(image, request), status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
+        )
 
 
 class ImageDetailView(APIView):

@@ -37,6 +37,10 @@ class UnsupportedType(ImageshareError):
     """Not an image in a format the engine reads."""
 
 
+class NotFound(ImageshareError):
+    """Nothing there for this caller: ``no_such_upload`` (a direct upload never sent, or another account's)."""
+
+
 class Conflict(ImageshareError):
     """The image's state forbids it: ``not_failed``, ``not_retryable``, ``image_failed``."""
 

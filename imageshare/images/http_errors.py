@@ -18,11 +18,12 @@ from django.contrib import messages
 from django.http import HttpRequest, JsonResponse
 from rest_framework.response import Response
 
-from .errors import BadInput, Conflict, ImageshareError, RateLimited, TooLarge, Unavailable, UnsupportedType
+from .errors import BadInput, Conflict, ImageshareError, NotFound, RateLimited, TooLarge, Unavailable, UnsupportedType
 
 STATUS_BY_KIND: dict[type[ImageshareError], int] = {
     BadInput: 400,
     Conflict: 409,
+    NotFound: 404,
     TooLarge: 413,
     RateLimited: 429,
     UnsupportedType: 415,

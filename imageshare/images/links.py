@@ -31,11 +31,53 @@ def file_url(image: Image, name: str, request=None) -> str:
     """
     key = _key_for(image, name)
     if is_open():
-        if settings.CDN_BASE_URL:
-            return f"{settings.CDN_BASE_URL}/{key}"
-        return public_url(key)
+        base = f"{settings.CDN_BASE_URL}/{key}" if settings.CDN_BASE_URL else public_url(key)
+        version = rendition_version(image, name)
+        return f"{base}?v={version}" if version else base
     path = reverse("image-file", args=[image.id, name])
     return request.build_absolute_uri(path) if request is not None else path
+
+
+# Open mode's renditions are cached for a year and never revalidated: their URLs
+# carry a version that changes whenever the rendition is made again.
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def rendition_cache_control() -> str:
+    """The Cache-Control a rendition is stored with (the worker sets it on each put).
+
+    Open mode: public URLs (S3 or the CDN) with ``?v=<version>`` (``file_url``),
+    so a year and ``immutable``: a re-made rendition gets a new URL. Private
+    mode: the settings' value for every object (URLs are short-lived presigned
+    redirects, the bytes private).
+    """
+    if is_open():
+        return IMMUTABLE
+    return str(settings.AWS_S3_OBJECT_PARAMETERS.get("CacheControl", "private, max-age=86400"))
+
+
+def rendition_version(image: Image, name: str) -> str | None:
+    """A short version of a stored rendition: its ``created_at`` (auto_now: moves when re-made), base 36.
+
+    None for the original (written once) and for a rendition not made yet.
+    Reads ``image.renditions.all()``, which the pages and the API prefetch.
+    """
+    if name == "original":
+        return None
+    for rendition in image.renditions.all():
+        if rendition.name == name and rendition.created_at is not None:
+            return _base36(int(rendition.created_at.timestamp() * 1_000_000))
+    return None
+
+
+def _base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        number, rest = divmod(number, 36)
+        out = digits[rest] + out
+        if not number:
+            return out
 
 
 def _key_for(image: Image, name: str) -> str:

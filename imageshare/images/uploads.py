@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias
@@ -23,7 +24,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from thumbnails import engine
@@ -140,15 +141,45 @@ def check_size(size: int | None) -> None:
         raise TooLarge("too_large", f"The file is {size} bytes; the limit is {settings.MAX_UPLOAD_BYTES} bytes.")
 
 
-def validate_bytes(data: bytes) -> engine.Probe:
-    """Check the size, then the decoded header (format, pixel count)."""
-    check_size(len(data))
-    if not data:
+def validate_image(head: bytes, size: int) -> engine.Probe:
+    """The one validation of every door: the size, then the decoded header (format, pixel count).
+
+    ``head`` is the file, or its first bytes (the header is all the probe
+    reads); ``size`` is the whole file's length. The multipart doors pass
+    the bytes they read, the direct upload's finalize the start of the
+    object in S3 and its stored length.
+    """
+    check_size(size)
+    if not size or not head:
         raise BadInput("empty_file", "The file is empty.")
     try:
-        return engine.probe(data, max_pixels=settings.MAX_IMAGE_PIXELS)
+        return engine.probe(head, max_pixels=settings.MAX_IMAGE_PIXELS)
     except engine.EngineError as exc:
         raise from_engine(exc) from exc
+
+
+def validate_bytes(data: bytes) -> engine.Probe:
+    """Check a whole file's size, then its decoded header (format, pixel count)."""
+    return validate_image(data, len(data))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A validated original, ready to store: its bytes (scrubbed when asked) and what the probe read."""
+
+    data: bytes
+    probe: engine.Probe
+    scrubbed: bool  # the bytes differ from what was uploaded (personal metadata went)
+
+
+def prepare(owner: AbstractBaseUser | AnonymousUser | None, data: bytes) -> Prepared:
+    """Validate (size, format, pixels), check the owner's quota, strip personal metadata when asked."""
+    probe = validate_bytes(data)
+    quotas.check_storage(owner, len(data))
+    kept = data
+    if settings.STRIP_ORIGINAL_METADATA:
+        kept = metadata.scrub(data, probe.mime)
+    return Prepared(kept, probe, kept is not data and kept != data)
 
 
 def _read_file(uploaded: UploadedFile) -> bytes:
@@ -159,21 +190,44 @@ def _read_file(uploaded: UploadedFile) -> bytes:
 
 
 def _store(owner: AbstractBaseUser | AnonymousUser | None, data: bytes, name: str) -> Image:
-    """Store an image and queue its renditions.
+    """Validate, store and queue the bytes a door read (``prepare``, then ``store_original``)."""
+    prepared = prepare(owner, data)
+    return store_original(owner, prepared.probe, name, len(prepared.data), put=_put_bytes(prepared))
 
-    1. Validate (size, format, pixels) before anything is stored, and strip
-       personal metadata when STRIP_ORIGINAL_METADATA is on.
-    2. Put the original in S3 under a fresh id.
-    3. Record the image and queue the resize task once the row is committed,
+
+# How the original reaches originals/<id>: the bytes a door read are saved;
+# a direct upload's object already in S3 may be copied there (``direct``).
+PutOriginal: TypeAlias = Callable[[str], None]
+
+
+def _put_bytes(prepared: Prepared) -> PutOriginal:
+    def put(key: str) -> None:
+        blob = ContentFile(prepared.data)
+        blob.content_type = prepared.probe.mime
+        default_storage.save(key, blob)
+
+    return put
+
+
+def store_original(
+    owner: AbstractBaseUser | AnonymousUser | None,
+    probe: engine.Probe,
+    name: str,
+    byte_size: int,
+    *,
+    put: PutOriginal,
+    image_id: uuid.UUID | None = None,
+) -> Image:
+    """Store a validated original and queue its renditions.
+
+    1. Put the original in S3 under the image's id (``put``; a fresh id
+       unless the caller brings one: the direct upload's id).
+    2. Record the image and queue the resize task once the row is committed,
        so a worker never looks for a row that is not there yet.
-    4. If the queue cannot be reached, undo steps 2-3 and report it
+    3. If the queue cannot be reached, undo steps 1-2 and report it
        Unavailable (503): the user is told to retry, and nothing is left
        half-stored.
     """
-    probe = validate_bytes(data)
-    quotas.check_storage(owner, len(data))
-    if settings.STRIP_ORIGINAL_METADATA:
-        data = metadata.scrub(data, probe.mime)
     from thumbnails.tasks import make_renditions
 
     image = Image(
@@ -182,13 +236,13 @@ def _store(owner: AbstractBaseUser | AnonymousUser | None, data: bytes, name: st
         content_type=probe.mime,
         width=probe.width,
         height=probe.height,
-        byte_size=len(data),
+        byte_size=byte_size,
     )
+    if image_id is not None:
+        image.id = image_id
     image.original_key = original_key(image.id)
-    blob = ContentFile(data)
-    blob.content_type = probe.mime
     try:
-        default_storage.save(image.original_key, blob)
+        put(image.original_key)
     except STORAGE_ERRORS as exc:
         log.warning("storage unavailable for upload %s: %s", image.id, exc)
         raise Unavailable.storage() from exc
@@ -197,6 +251,8 @@ def _store(owner: AbstractBaseUser | AnonymousUser | None, data: bytes, name: st
             image.enqueued_at = timezone.now()
             image.save(force_insert=True)
             make_renditions.delay_on_commit(str(image.id))
+    except IntegrityError:
+        raise  # the id exists already (a second finalize of one direct upload): the caller answers it
     except Exception as exc:
         # The commit happened before the callback ran; undo what we can.
         log.warning("queue unavailable for upload %s: %s", image.id, exc)

@@ -1,0 +1,258 @@
+"""Direct uploads: the client sends the file straight to S3, then asks for the image.
+
+The web tier hands out a presigned S3 POST (``presign``) and, once the file
+is in the bucket, makes the image from it (``finalize``); the bytes never
+pass through a web process on the way in. docs/uploads.md is the client's
+guide.
+
+1. ``presign``: a presigned POST for one fresh key, ``incoming/<owner>/<upload
+   id>`` (the owner's user id, or ``anonymous`` in open mode; the upload id a
+   random UUID), bounded by the policy's conditions: the key itself, a
+   length of 1..MAX_UPLOAD_BYTES, an image Content-Type; it expires after
+   DIRECT_UPLOAD_EXPIRES_SECONDS.
+2. ``finalize``: the upload id becomes the image's id. S3 (real S3, not moto)
+   enforces the policy, but nothing here trusts that: the object's length,
+   format and pixels go through the same ``uploads.validate_image`` as the
+   multipart doors, then the quota, the backlog, the metadata scrub, and
+   ``uploads.store_original`` (original to ``originals/<id>``, row, resize
+   task after commit, undo when the queue is down). A refused object is
+   deleted; a stored one too, once copied.
+
+Ownership needs no record: the caller's identity is part of the key, so
+another account's upload id names a key that does not exist (404, the
+same answer as an id never uploaded: ids leak nothing). A second finalize
+of one upload answers the image the first made (200): idempotent.
+
+Belongs here: the presign policy and the finalize steps. The limits and the
+validation are ``uploads``'s; the HTTP shapes the API's (``api``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import IntegrityError
+from django.utils import timezone
+
+from . import quotas
+from .errors import BadInput, ImageshareError, NotFound, TooLarge, Unavailable
+from .models import Image
+from .storage import STORAGE_ERRORS
+from .uploads import Prepared, check_backlog, check_size, prepare, store_original, validate_image
+
+log = logging.getLogger(__name__)
+
+INCOMING_PREFIX = "incoming/"
+# Content types a presign may name exactly; without one, any "image/..." is allowed by the policy
+# (the format is decided at finalize by the probe, whatever the type said).
+ALLOWED_CONTENT_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/avif", "image/tiff", "image/bmp")
+# The start of the object the probe reads when the bytes themselves are not needed (no metadata scrub):
+# headers are a few KB; EXIF, ICC profiles and thumbnails before the pixels stay well under this.
+PROBE_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Presigned:
+    upload_id: uuid.UUID
+    key: str
+    url: str
+    fields: dict[str, str]
+    expires_at: dt.datetime
+
+
+def _client() -> Any:
+    """The S3 client django-storages configured (same endpoint, credentials and signature)."""
+    return default_storage.connection.meta.client
+
+
+def _bucket() -> str:
+    return settings.AWS_STORAGE_BUCKET_NAME
+
+
+def owner_segment(owner: Any) -> str:
+    return str(owner.pk) if owner is not None and owner.is_authenticated else "anonymous"
+
+
+def incoming_key(owner: Any, upload_id: uuid.UUID) -> str:
+    return f"{INCOMING_PREFIX}{owner_segment(owner)}/{upload_id}"
+
+
+def presign(owner: Any, *, content_type: str | None = None, size: int | None = None) -> Presigned:
+    """A presigned POST for a new upload of ``owner``'s (after the backlog and, when sent, size checks)."""
+    if size is not None:
+        if size > settings.MAX_UPLOAD_BYTES:
+            raise TooLarge("too_large", f"The file is {size} bytes; the limit is {settings.MAX_UPLOAD_BYTES} bytes.")
+        quotas.check_storage(owner, size)
+    if content_type is not None and content_type not in ALLOWED_CONTENT_TYPES:
+        raise BadInput("unsupported_content_type", f"content_type must be one of {', '.join(ALLOWED_CONTENT_TYPES)}.")
+    check_backlog()
+    upload_id = uuid.uuid4()
+    key = incoming_key(owner, upload_id)
+    fields: dict[str, str] = {}
+    conditions: list[Any] = [["content-length-range", 1, settings.MAX_UPLOAD_BYTES]]
+    if content_type:
+        fields["Content-Type"] = content_type
+        conditions.append({"Content-Type": content_type})
+    else:
+        conditions.append(["starts-with", "$Content-Type", "image/"])
+    expires = settings.DIRECT_UPLOAD_EXPIRES_SECONDS
+    try:
+        post = _client().generate_presigned_post(
+            Bucket=_bucket(), Key=key, Fields=fields, Conditions=conditions, ExpiresIn=expires
+        )
+    except STORAGE_ERRORS as exc:
+        log.warning("cannot presign a direct upload: %s", exc)
+        raise Unavailable.storage() from exc
+    return Presigned(upload_id, key, post["url"], post["fields"], timezone.now() + dt.timedelta(seconds=expires))
+
+
+def parse_upload_id(raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(raw))
+    except ValueError:
+        raise _no_such_upload() from None
+
+
+def _no_such_upload() -> NotFound:
+    return NotFound(
+        "no_such_upload",
+        "Nothing was uploaded under this id by you: POST the file to the presigned url first "
+        "(before it expires), then finalize with the same account.",
+    )
+
+
+def _same_owner(image: Image, owner: Any) -> bool:
+    if owner is not None and owner.is_authenticated:
+        return image.owner_id == owner.pk
+    return image.owner_id is None
+
+
+def finalize(owner: Any, upload_id: uuid.UUID, name: str = "") -> tuple[Image, bool]:
+    """Make the image from upload ``upload_id`` of ``owner``'s; (image, created).
+
+    1. Already made (a second finalize): that image, created False; another
+       owner's image answers as nothing uploaded.
+    2. The object's length (HEAD): none there, ``no_such_upload``; over
+       MAX_UPLOAD_BYTES, ``too_large`` and the object goes.
+    3. The backlog check (503 + Retry-After; the object stays, so the client
+       may finalize again later).
+    4. Validate and store (``_make``); a refusal deletes the object.
+    5. Delete the incoming object (its copy is the original now).
+    """
+    done = Image.objects.filter(pk=upload_id).first()
+    if done is not None:
+        if not _same_owner(done, owner):
+            raise _no_such_upload()
+        return done, False
+    key = incoming_key(owner, upload_id)
+    size = _object_size(key)
+    check_backlog()
+    try:
+        image = _make(owner, upload_id, key, size, name)
+    except IntegrityError:
+        # Another finalize of the same upload committed first: answer its image.
+        done = Image.objects.filter(pk=upload_id).first()
+        if done is None or not _same_owner(done, owner):
+            raise
+        return done, False
+    except ImageshareError as exc:
+        if not isinstance(exc, Unavailable):
+            _delete(key)  # refused for good: the object must not linger
+        raise
+    _delete(key)
+    return image, True
+
+
+def _object_size(key: str) -> int:
+    try:
+        head = _client().head_object(Bucket=_bucket(), Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            raise _no_such_upload() from None
+        raise Unavailable.storage() from exc
+    except STORAGE_ERRORS as exc:
+        raise Unavailable.storage() from exc
+    return int(head["ContentLength"])
+
+
+def _read(key: str, limit: int) -> bytes:
+    """The object's first ``limit`` bytes (all of it when shorter): the length was checked already."""
+    try:
+        body = _client().get_object(Bucket=_bucket(), Key=key, Range=f"bytes=0-{limit - 1}")["Body"]
+        data: bytes = body.read(limit + 1)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            raise _no_such_upload() from None
+        if exc.response.get("Error", {}).get("Code") == "InvalidRange":  # an empty object
+            return b""
+        raise Unavailable.storage() from exc
+    except STORAGE_ERRORS as exc:
+        raise Unavailable.storage() from exc
+    return data[:limit]
+
+
+def _make(owner: Any, upload_id: uuid.UUID, key: str, size: int, name: str) -> Image:
+    """Validate the object as the multipart doors validate a file, then store it as the original.
+
+    With the metadata scrub on, the whole object is read (the scrub rewrites
+    its bytes): ``uploads.prepare``, exactly the multipart path; the scrubbed
+    bytes are written as the original, or the object copied in S3 when the
+    scrub changed nothing. Without it only the start is read for the probe
+    (``validate_image`` with the stored length), and S3 copies the object:
+    the bytes stay out of the web tier.
+    """
+    check_size(size)  # before reading anything
+    if settings.STRIP_ORIGINAL_METADATA:
+        data = _read(key, size) if size else b""
+        prepared = prepare(owner, data)
+        put = _copy_from(key, prepared.probe.mime) if not prepared.scrubbed else _put(prepared)
+        return store_original(owner, prepared.probe, name, len(prepared.data), put=put, image_id=upload_id)
+    head = _read(key, min(size, PROBE_BYTES)) if size else b""
+    probe = validate_image(head, size)
+    quotas.check_storage(owner, size)
+    return store_original(owner, probe, name, size, put=_copy_from(key, probe.mime), image_id=upload_id)
+
+
+def _object_headers(mime: str) -> dict[str, str]:
+    """What django-storages would set on an original it saved: its type, and the settings' Cache-Control."""
+    headers = {"ContentType": mime}
+    cache_control = settings.AWS_S3_OBJECT_PARAMETERS.get("CacheControl")
+    if cache_control:
+        headers["CacheControl"] = cache_control
+    return headers
+
+
+def _copy_from(key: str, mime: str) -> Callable[[str], None]:
+    """Put the original by copying the incoming object inside S3 (with the type the probe found)."""
+
+    def put(original: str) -> None:
+        source = {"Bucket": _bucket(), "Key": key}
+        _client().copy_object(
+            Bucket=_bucket(), Key=original, CopySource=source, MetadataDirective="REPLACE", **_object_headers(mime)
+        )
+
+    return put
+
+
+def _put(prepared: Prepared) -> Callable[[str], None]:
+    """Put the original from the scrubbed bytes."""
+
+    def put(original: str) -> None:
+        _client().put_object(Bucket=_bucket(), Key=original, Body=prepared.data, **_object_headers(prepared.probe.mime))
+
+    return put
+
+
+def _delete(key: str) -> None:
+    try:
+        _client().delete_object(Bucket=_bucket(), Key=key)
+    except STORAGE_ERRORS as exc:  # the production bucket's lifecycle rule expires incoming/ anyway
+        log.warning("could not delete incoming object %s: %s", key, exc)

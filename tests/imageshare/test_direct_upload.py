@@ -1,0 +1,233 @@
+"""Direct uploads through Django's client and in-process moto: presign, the file into S3, finalize.
+
+The client's POST to S3 is stood in for by a put_object to the presigned key
+(tests/integration/test_direct_upload.py does the real form POST to moto's
+server). Also here: the versioned rendition URLs of open mode and
+``links.rendition_cache_control``.
+"""
+
+import io
+
+import pytest
+from django.test import Client
+from PIL import Image as PILImage
+
+from imageshare.images.models import Image, Rendition
+from tests.imageshare.test_metadata import GPS_IFD, camera_jpeg
+from tests.support.images import make_image
+
+pytestmark = pytest.mark.django_db
+
+
+def presign(client, **body):
+    resp = client.post("/api/v1/uploads", body, content_type="application/json", HTTP_ACCEPT="application/json")
+    assert resp.status_code == 201, resp.content
+    return resp.json()
+
+
+def put(aws, key, data, content_type="image/jpeg"):
+    aws["s3"].put_object(Bucket=aws["bucket"], Key=key, Body=data, ContentType=content_type)
+
+
+def exists(aws, key) -> bool:
+    return bool(aws["s3"].list_objects_v2(Bucket=aws["bucket"], Prefix=key).get("Contents"))
+
+
+def finalize(client, presigned, **body):
+    return client.post(presigned["finalize_url"], body, content_type="application/json", HTTP_ACCEPT="application/json")
+
+
+def error(resp, status, code):
+    assert resp.status_code == status, resp.content
+    assert resp.json() == {"error": {"code": code, "message": resp.json()["error"]["message"]}}
+
+
+def test_presign_answers_a_post_policy_for_a_per_user_key(owner_client, owner, queue, settings):
+    body = presign(owner_client, content_type="image/jpeg", size=1000)
+    assert body["key"] == f"incoming/{owner.pk}/{body['upload_id']}"
+    assert body["fields"]["key"] == body["key"]
+    assert body["fields"]["Content-Type"] == "image/jpeg"
+    assert "policy" in body["fields"] and "x-amz-signature" in body["fields"]
+    assert body["max_bytes"] == settings.MAX_UPLOAD_BYTES
+    assert body["finalize_url"].endswith(f"/api/v1/uploads/{body['upload_id']}/finalize")
+    policy = _policy(body)
+    assert ["content-length-range", 1, settings.MAX_UPLOAD_BYTES] in policy["conditions"]
+    assert {"Content-Type": "image/jpeg"} in policy["conditions"]
+    # Without a type, any image/ type is allowed by the policy (finalize decides the format).
+    assert ["starts-with", "$Content-Type", "image/"] in _policy(presign(owner_client))["conditions"]
+    assert presign(owner_client)["upload_id"] != body["upload_id"]
+
+
+def _policy(body):
+    import base64
+    import json
+
+    return json.loads(base64.b64decode(body["fields"]["policy"]))
+
+
+def test_presign_refuses_a_declared_size_over_the_limit_and_a_type_not_an_image(owner_client, queue, settings):
+    too_big = {"size": settings.MAX_UPLOAD_BYTES + 1}
+    resp = owner_client.post("/api/v1/uploads", too_big, content_type="application/json")
+    error(resp, 413, "too_large")
+    resp = owner_client.post("/api/v1/uploads", {"content_type": "text/html"}, content_type="application/json")
+    error(resp, 400, "invalid")
+
+
+def test_finalize_makes_the_image_with_the_upload_id_and_queues_it(owner_client, queue):
+    from thumbnails.tasks import make_renditions
+
+    body = presign(owner_client)
+    data = make_image(640, 480)
+    put(queue, body["key"], data)
+    resp = finalize(owner_client, body, name="holiday.jpg")
+    assert resp.status_code == 202, resp.content
+    image = resp.json()
+    assert image["id"] == body["upload_id"] and image["status"] == "pending" and image["name"] == "holiday.jpg"
+    assert (image["width"], image["height"], image["bytes"]) == (640, 480, len(data))
+    assert not exists(queue, body["key"])  # the incoming object went; the original is a copy
+    stored = queue["s3"].get_object(Bucket=queue["bucket"], Key=f"originals/{image['id']}")
+    assert stored["Body"].read() == data and stored["ContentType"] == "image/jpeg"
+    make_renditions.run(image["id"])
+    assert Image.objects.get(pk=image["id"]).status == "ready"
+
+
+def test_a_second_finalize_answers_the_same_image(owner_client, queue):
+    body = presign(owner_client)
+    put(queue, body["key"], make_image())
+    first = finalize(owner_client, body)
+    again = finalize(owner_client, body)
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert again.json()["id"] == first.json()["id"]
+    assert Image.objects.filter(pk=body["upload_id"]).count() == 1
+
+
+def test_another_users_upload_is_not_found_and_left_alone(owner_client, other_user, queue):
+    body = presign(owner_client)
+    put(queue, body["key"], make_image())
+    other = Client()
+    other.force_login(other_user)
+    error(finalize(other, body), 404, "no_such_upload")
+    assert exists(queue, body["key"])
+    assert finalize(owner_client, body).status_code == 202
+    error(finalize(other, body), 404, "no_such_upload")  # nor once it is an image
+
+
+def test_finalize_before_the_file_is_sent_says_so(owner_client, queue):
+    body = presign(owner_client)
+    error(finalize(owner_client, body), 404, "no_such_upload")
+    error(owner_client.post("/api/v1/uploads/not-a-uuid/finalize"), 404, "no_such_upload")
+
+
+def test_an_object_over_the_limit_is_refused_and_removed(owner_client, queue, settings):
+    settings.MAX_UPLOAD_BYTES = 2048
+    body = presign(owner_client)
+    put(queue, body["key"], make_image(400, 400, quality=95))
+    error(finalize(owner_client, body), 413, "too_large")
+    assert not exists(queue, body["key"]) and not Image.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "code"),
+    [
+        (b"<html>not an image</html>", 415, "unsupported_format"),
+        (b"\xff\xd8\xff\xe0" + b"garbage" * 20, 400, None),
+        (b"", 400, "empty_file"),
+    ],
+)
+def test_not_an_image_is_refused_and_removed(owner_client, queue, data, status, code):
+    body = presign(owner_client)
+    put(queue, body["key"], data, "image/png")
+    resp = finalize(owner_client, body)
+    assert resp.status_code == status, resp.content
+    assert set(resp.json()["error"]) == {"code", "message"}
+    if code:
+        assert resp.json()["error"]["code"] == code
+    assert not exists(queue, body["key"]) and not Image.objects.exists()
+
+
+def test_finalize_scrubs_the_original_like_the_multipart_door(owner_client, queue, settings):
+    settings.STRIP_ORIGINAL_METADATA = True
+    body = presign(owner_client)
+    put(queue, body["key"], camera_jpeg())
+    resp = finalize(owner_client, body)
+    assert resp.status_code == 202, resp.content
+    stored = queue["s3"].get_object(Bucket=queue["bucket"], Key=f"originals/{body['upload_id']}")["Body"].read()
+    assert b"Alice" not in stored and not PILImage.open(io.BytesIO(stored)).getexif().get_ifd(GPS_IFD)
+    assert resp.json()["bytes"] == len(stored)
+    assert not exists(queue, body["key"])
+
+
+def test_the_quota_counts_at_finalize(owner_client, queue, settings):
+    settings.USER_STORAGE_QUOTA_BYTES = 1000
+    body = presign(owner_client)
+    put(queue, body["key"], make_image(640, 480))
+    error(finalize(owner_client, body), 413, "quota_exceeded")
+    assert not exists(queue, body["key"])
+
+
+def test_private_mode_refuses_anonymous_presign_and_finalize(client, queue):
+    error(client.post("/api/v1/uploads", {}, content_type="application/json"), 401, "not_authenticated")
+    import uuid
+
+    error(client.post(f"/api/v1/uploads/{uuid.uuid4()}/finalize"), 401, "not_authenticated")
+
+
+def test_open_mode_lets_anonymous_upload_directly(anon, owner_client, queue, open_mode):
+    body = presign(anon)
+    assert body["key"].startswith("incoming/anonymous/")
+    put(queue, body["key"], make_image())
+    resp = finalize(anon, body)
+    assert resp.status_code == 202 and resp.json()["id"] == body["upload_id"]
+    assert Image.objects.get(pk=body["upload_id"]).owner is None
+    # An account finalizing an anonymous upload id is another owner: not found.
+    error(finalize(owner_client, body), 404, "no_such_upload")
+
+
+def test_the_backlog_refuses_presign_with_retry_after(owner_client, queue, settings, monkeypatch):
+    from imageshare.images import uploads
+
+    monkeypatch.setitem(uploads._backlog, "visible", 10**6)
+    monkeypatch.setitem(uploads._backlog, "read_at", float("inf"))
+    resp = owner_client.post("/api/v1/uploads", {}, content_type="application/json")
+    error(resp, 503, "overloaded")
+    assert resp["Retry-After"] == str(settings.UPLOAD_BACKLOG_RETRY_AFTER)
+
+
+# --- versioned rendition URLs (open mode) ------------------------------------------------
+
+
+def test_open_mode_rendition_urls_carry_a_version_that_changes_when_remade(owner_client, queue, open_mode):
+    from thumbnails.tasks import make_renditions
+
+    body = presign(owner_client)
+    put(queue, body["key"], make_image())
+    image_id = finalize(owner_client, body).json()["id"]
+    pending = owner_client.get(f"/api/v1/images/{image_id}").json()
+    assert "?v=" not in pending["urls"]["small"]  # nothing to version yet
+    make_renditions.run(image_id)
+    ready = owner_client.get(f"/api/v1/images/{image_id}").json()
+    url = ready["urls"]["small"]
+    assert "?v=" in url and ready["renditions"]["small"]["url"] == url
+    rendition = Rendition.objects.get(image_id=image_id, name="small")
+    rendition.save()  # re-made: auto_now moves created_at
+    again = owner_client.get(f"/api/v1/images/{image_id}").json()["urls"]["small"]
+    assert again.split("?v=")[0] == url.split("?v=")[0] and again != url
+
+
+def test_private_mode_urls_have_no_version(owner_client, queue):
+    body = presign(owner_client)
+    put(queue, body["key"], make_image())
+    image_id = finalize(owner_client, body).json()["id"]
+    from thumbnails.tasks import make_renditions
+
+    make_renditions.run(image_id)
+    assert "?v=" not in owner_client.get(f"/api/v1/images/{image_id}").json()["urls"]["small"]
+
+
+def test_rendition_cache_control_follows_the_mode(settings):
+    from imageshare.images.links import rendition_cache_control
+
+    settings.IMAGESHARE_MODE = "open"
+    assert rendition_cache_control() == "public, max-age=31536000, immutable"
+    settings.IMAGESHARE_MODE = "private"
+    assert rendition_cache_control() == settings.AWS_S3_OBJECT_PARAMETERS["CacheControl"]
