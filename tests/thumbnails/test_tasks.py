@@ -12,6 +12,7 @@ from django.core.files.storage import default_storage
 from PIL import Image as PILImage
 
 from imageshare.images.models import Image
+from imageshare.images.storage import s3_client
 from tests.support.images import make_image
 from thumbnails.tasks import make_renditions
 
@@ -164,8 +165,99 @@ def test_a_throttled_s3_is_retried_not_failed(aws, owner, monkeypatch):
     def slow_down(*args, **kwargs):
         raise ClientError({"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "GetObject")
 
-    monkeypatch.setattr(default_storage, "open", slow_down)
+    monkeypatch.setattr(s3_client(), "get_object", slow_down)
     with pytest.raises(TRANSIENT_ERRORS):
         make_renditions.run(str(image.id))
     image.refresh_from_db()
     assert image.status == "pending"
+
+
+@pytest.fixture
+def s3_calls(aws):
+    """Every S3 operation the task makes (its own client and django-storages' one), in order."""
+    calls: list[str] = []
+
+    def record(model, **_):
+        calls.append(model.name)
+
+    clients = [s3_client(), default_storage.connection.meta.client]
+    for c in clients:
+        c.meta.events.register("before-call.s3", record)
+    yield calls
+    for c in clients:
+        c.meta.events.unregister("before-call.s3", record)
+
+
+def test_it_makes_one_get_and_one_put_per_rendition_and_no_head(aws, owner, s3_calls):
+    image = stored_image(owner, make_image(1600, 1200))
+    s3_calls.clear()
+    make_renditions.run(str(image.id))
+    assert sorted(s3_calls) == ["GetObject", "PutObject", "PutObject", "PutObject"]
+    assert "HeadObject" not in s3_calls
+
+
+def test_extra_formats_are_stored_with_their_own_content_type(aws, owner, settings, s3_calls):
+    settings.EXTRA_FORMATS = ("WEBP",)
+    image = stored_image(owner, make_image(1600, 1200))
+    make_renditions.run(str(image.id))
+    types = {r.key: r.content_type for r in image.renditions.all()}
+    assert len(types) == 6 and "HeadObject" not in s3_calls
+    for key, content_type in types.items():
+        obj = s3_object(aws, key)
+        assert obj["ContentType"] == content_type == ("image/webp" if key.endswith(".webp") else "image/jpeg")
+        assert obj["CacheControl"] == "private, max-age=86400"
+        assert PILImage.open(io.BytesIO(obj["Body"].read())).format == ("WEBP" if key.endswith(".webp") else "JPEG")
+
+
+def writes(queries):
+    return [q["sql"].split()[0].upper() for q in queries if q["sql"].split()[0].upper() in ("INSERT", "UPDATE")]
+
+
+def test_a_finished_task_records_in_one_transaction_of_two_statements(aws, owner):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    image = stored_image(owner, make_image(1600, 1200))
+    with CaptureQueriesContext(connection) as ctx:
+        make_renditions.run(str(image.id))
+    sql = [q["sql"] for q in ctx.captured_queries]
+    # The attempt is counted at the start (its own write: see the task's docstring) ...
+    assert writes(ctx.captured_queries) == ["UPDATE", "UPDATE", "INSERT"]
+    assert "attempts" in next(s for s in sql if s.startswith("UPDATE"))
+    # ... and everything the finished task records is one transaction (a savepoint here,
+    # inside the test's own transaction): the image's UPDATE and one upsert of every rendition.
+    begin = next(i for i, s in enumerate(sql) if s.startswith("SAVEPOINT"))
+    end = next(i for i, s in enumerate(sql) if s.startswith("RELEASE SAVEPOINT"))
+    inside = ctx.captured_queries[begin + 1 : end]
+    assert writes(inside) == ["UPDATE", "INSERT"] and len(inside) == 2
+    assert "ON CONFLICT" in inside[1]["sql"].upper()
+    image.refresh_from_db()
+    assert image.status == "ready" and image.attempts == 1 and image.renditions.count() == 3
+
+
+def test_a_rerun_updates_the_rendition_rows_in_place(aws, owner):
+    image = stored_image(owner, make_image(1600, 1200))
+    make_renditions.run(str(image.id))
+    before = {r.name: (r.pk, r.width) for r in image.renditions.all()}
+    # An extra-size request re-renders "large" smaller: same row, new size.
+    make_renditions.run(str(image.id), [{"name": "large", "width": 200, "height": 200}])
+    after = {r.name: (r.pk, r.width) for r in image.renditions.all()}
+    assert after == {**before, "large": (before["large"][0], 200)}
+    large = image.renditions.get(name="large")
+    assert s3_object(aws, large.key)["ContentLength"] == large.byte_size
+
+
+def test_the_worker_main_process_stamps_when_a_message_arrived():
+    from types import SimpleNamespace
+
+    from thumbnails.tasks import RECEIVED_KEY, _stamp_received
+
+    mine = SimpleNamespace(name="thumbnails.tasks.make_renditions", request_dict={})
+    other = SimpleNamespace(name="ops.worker.protection.something", request_dict={})
+    _stamp_received(request=mine)
+    _stamp_received(request=other)
+    assert isinstance(mine.request_dict[RECEIVED_KEY], float) and other.request_dict == {}
+
+
+def test_the_s3_client_is_built_once_per_process(aws):
+    assert s3_client() is s3_client()
