@@ -27,8 +27,25 @@ def client(service: str, *, endpoint_url: str | None, region: str, config: Confi
     return boto3.client(service, **kwargs)
 
 
-def ensure_bucket(s3, name: str, region: str) -> None:
-    """1. Create the bucket unless it exists. 2. Block all public access: URLs are presigned."""
+def upload_cors_rules(origins: list[str]) -> dict:
+    """The bucket's CORS rules: the site's pages (``origins``) may POST files to it (direct uploads)."""
+    return {
+        "CORSRules": [
+            {
+                "ID": "direct-uploads",
+                "AllowedOrigins": list(origins),
+                "AllowedMethods": ["POST"],
+                "AllowedHeaders": ["*"],
+                "ExposeHeaders": ["ETag", "Location"],
+                "MaxAgeSeconds": 3600,
+            }
+        ]
+    }
+
+
+def ensure_bucket(s3, name: str, region: str, cors_origins: list[str] | None = None) -> None:
+    """1. Create the bucket unless it exists. 2. Block all public access: URLs are presigned.
+    3. With ``cors_origins`` (the web tier's origins), let those pages POST files to it (direct uploads)."""
     existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
     if name not in existing:
         if region == "us-east-1":
@@ -44,6 +61,8 @@ def ensure_bucket(s3, name: str, region: str) -> None:
             "RestrictPublicBuckets": True,
         },
     )
+    if cors_origins:
+        s3.put_bucket_cors(Bucket=name, CORSConfiguration=upload_cors_rules(cors_origins))
 
 
 def ensure_queues(

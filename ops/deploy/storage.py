@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from ops.deploy.clients import every
+from ops.deploy.clients import every, upload_cors_rules
 from ops.deploy.config import TAG, Deployment
 
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1,000 keys
@@ -97,7 +97,13 @@ def ensure_media_bucket(d: Deployment) -> None:
                 "Status": "Enabled",
                 "Filter": {"Prefix": ""},
                 "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
-            }
+            },
+            {  # direct uploads never finalized (imageshare/images/direct.py): finalize deletes the others
+                "ID": "expire-unfinished-direct-uploads",
+                "Status": "Enabled",
+                "Filter": {"Prefix": "incoming/"},
+                "Expiration": {"Days": 1},
+            },
         ]
     }
     _ensure_s3_setting(
@@ -105,7 +111,7 @@ def ensure_media_bucket(d: Deployment) -> None:
         "s3:lifecycle",
         lambda: {
             "Rules": [
-                {k: r[k] for k in ("ID", "Status", "Filter", "AbortIncompleteMultipartUpload") if k in r}
+                {k: r[k] for k in ("ID", "Status", "Filter", "AbortIncompleteMultipartUpload", "Expiration") if k in r}
                 for r in s3.get_bucket_lifecycle_configuration(Bucket=b)["Rules"]
             ]
         },
@@ -113,6 +119,7 @@ def ensure_media_bucket(d: Deployment) -> None:
         lambda: s3.put_bucket_lifecycle_configuration(Bucket=b, LifecycleConfiguration=lifecycle),
         exists,
     )
+    _ensure_upload_cors(d, exists)
     policy = bucket_policy(d)
     _ensure_s3_setting(
         d,
@@ -123,6 +130,27 @@ def ensure_media_bucket(d: Deployment) -> None:
         exists,
     )
     d.outputs["bucket"] = b
+
+
+def _ensure_upload_cors(d: Deployment, exists: bool) -> None:
+    """The site's pages (https://<each host of its certificate>) may POST files to the bucket: direct uploads."""
+    hosts = [h for h in d.outputs.get("hosts", "").split(",") if h]
+    if not hosts:
+        return  # no site name known: the upload page falls back to its multipart form
+    s3, b = d.c("s3"), d.cfg.bucket
+    wanted = upload_cors_rules([f"https://{h}" for h in hosts])
+    _ensure_s3_setting(
+        d,
+        "s3:cors",
+        lambda: {
+            "CORSRules": [
+                {k: r[k] for k in wanted["CORSRules"][0] if k in r} for r in s3.get_bucket_cors(Bucket=b)["CORSRules"]
+            ]
+        },
+        wanted,
+        lambda: s3.put_bucket_cors(Bucket=b, CORSConfiguration=wanted),
+        exists,
+    )
 
 
 def _ensure_s3_setting(d, kind, read, wanted, write, exists) -> None:

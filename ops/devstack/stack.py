@@ -253,7 +253,9 @@ class Stack:
         region = self.env["AWS_REGION"]
         bucket = self.env.get("S3_BUCKET", s.S3_BUCKET)
         queue = self.env.get("SQS_QUEUE_NAME", s.SQS_QUEUE_NAME)
-        ensure_bucket(client("s3", endpoint_url=endpoint, region=region), bucket, region)
+        # The upload page POSTs files straight to the bucket (direct uploads): its origins may.
+        web_origins = [f"http://{host}:{self.web_port}" for host in (HOST, "localhost")]
+        ensure_bucket(client("s3", endpoint_url=endpoint, region=region), bucket, region, cors_origins=web_origins)
         queue_url, dlq_url = ensure_queues(
             client("sqs", endpoint_url=endpoint, region=region),
             queue,
