@@ -36,11 +36,13 @@ if _s.SQS_QUEUE_URL:
     broker_transport_options["predefined_queues"] = {_queue: {"url": _s.SQS_QUEUE_URL}}
     if _s.SQS_EXTRAS_QUEUE_URL:
         broker_transport_options["predefined_queues"][_s.SQS_EXTRAS_QUEUE_NAME] = {"url": _s.SQS_EXTRAS_QUEUE_URL}
+    if _s.SQS_ANALYSIS_QUEUE_URL:
+        broker_transport_options["predefined_queues"][_s.SQS_ANALYSIS_QUEUE_NAME] = {"url": _s.SQS_ANALYSIS_QUEUE_URL}
 broker_connection_retry_on_startup = True
 
 task_default_queue = _queue
-task_routes = {"thumbnails.tasks.*": {"queue": _queue}}
-imports = ("thumbnails.tasks", "ops.worker.protection")
+task_routes = {"thumbnails.tasks.*": {"queue": _queue}, "thumbnails.analysis.*": {"queue": _s.SQS_ANALYSIS_QUEUE_NAME}}
+imports = ("thumbnails.tasks", "thumbnails.analysis", "ops.worker.protection")
 
 task_serializer = "json"
 accept_content = ["json"]

@@ -319,6 +319,16 @@ SQS_QUEUE_URL = envstr("SQS_QUEUE_URL", "") or None
 # in front of anyone's new upload (fair processing).
 SQS_EXTRAS_QUEUE_NAME = envstr("SQS_EXTRAS_QUEUE_NAME", f"{SQS_QUEUE_NAME}-extras")
 SQS_EXTRAS_QUEUE_URL = envstr("SQS_EXTRAS_QUEUE_URL", "") or None
+# Image analysis (faces, masks: thumbnails/analysis.py) has a queue and a
+# worker of its own, so a slow model never holds back anyone's thumbnails.
+SQS_ANALYSIS_QUEUE_NAME = envstr("SQS_ANALYSIS_QUEUE_NAME", f"{SQS_QUEUE_NAME}-analysis")
+SQS_ANALYSIS_QUEUE_URL = envstr("SQS_ANALYSIS_QUEUE_URL", "") or None
+# POST /api/upload answers with the face counts: it waits up to this long for
+# the analysis worker's result (0: never waits), then answers with nulls.
+ANALYSIS_WAIT_SECONDS = envint("ANALYSIS_WAIT_SECONDS", 10, minimum=0)
+# At most this many of a web process's threads wait so at once (gunicorn
+# gthread: 4 per process); an upload past it answers at once, counts null.
+ANALYSIS_WAITERS_PER_PROCESS = envint("ANALYSIS_WAITERS_PER_PROCESS", 2, minimum=0)
 SQS_DEAD_LETTER_QUEUE_URL = envstr("SQS_DEAD_LETTER_QUEUE_URL", "") or None
 
 # The longest a resize task may run (Celery's hard time limit).

@@ -115,6 +115,12 @@ def staff(django_user_model):
 
 
 @pytest.fixture(autouse=True)
+def _no_analysis_wait(settings):
+    """No analysis worker runs in unit tests: POST /api/upload answers at once (a test of the wait sets it)."""
+    settings.ANALYSIS_WAIT_SECONDS = 0
+
+
+@pytest.fixture(autouse=True)
 def _isolated_cache(settings, tmp_path):
     """Rate-limit counters (cache) and login lockouts start empty in every test."""
     settings.CACHES = {

@@ -63,3 +63,35 @@ class Rendition(models.Model):
 
     def __str__(self):
         return f"{self.name} {self.width}x{self.height}"
+
+
+class Analysis(models.Model):
+    """What the analysis stage (thumbnails/analysis.py) found in an image: its faces, and who wears a mask.
+
+    One per image, written by the analysis worker; ``num_masked`` and
+    ``num_unmasked`` stay null while no mask classifier answers
+    (``mask_reason`` says why), so an unknown is never shown as a count.
+    """
+
+    class Status(models.TextChoices):
+        DONE = "done"
+        FAILED = "failed"
+
+    image = models.OneToOneField(Image, on_delete=models.CASCADE, primary_key=True, related_name="analysis")
+    status = models.CharField(max_length=16, choices=Status.choices)
+    num_faces = models.PositiveIntegerField(null=True, blank=True)
+    num_masked = models.PositiveIntegerField(null=True, blank=True)
+    num_unmasked = models.PositiveIntegerField(null=True, blank=True)
+    mask_reason = models.CharField(max_length=255, blank=True)
+    # [{"box": [x, y, w, h] in the original's upright pixels, "masked": true | false | null}]
+    faces = models.JSONField(default=list)
+    timings = models.JSONField(default=dict)  # stage -> ms
+    model = models.CharField(max_length=128, blank=True)  # the face detector, e.g. "opencv-haar:..."
+    version = models.CharField(max_length=64, blank=True)
+    mask_model = models.CharField(max_length=128, blank=True)
+    mask_version = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"analysis of {self.image_id}: {self.num_faces} faces ({self.status})"

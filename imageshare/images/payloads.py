@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from .commands import can_retry
 from .links import file_url, image_urls
-from .models import Image
+from .models import Analysis, Image
 
 
 def image_payload(image: Image, request=None) -> dict:
@@ -36,6 +36,7 @@ def image_payload(image: Image, request=None) -> dict:
         "ready_at": image.ready_at.isoformat() if image.ready_at else None,
         "urls": image_urls(image, request),
         "renditions": renditions,
+        "analysis": analysis_payload(image, request),
     }
     if request is not None:
         payload["page"] = request.build_absolute_uri(reverse("image", args=[image.id]))
@@ -43,3 +44,52 @@ def image_payload(image: Image, request=None) -> dict:
         payload["error"] = {"code": image.failure_code, "message": image.failure_reason}
         payload["retryable"] = can_retry(image)
     return payload
+
+
+def _analysis_of(image: Image) -> Analysis | None:
+    try:
+        return image.analysis
+    except Analysis.DoesNotExist:
+        return None
+
+
+def analysis_payload(image: Image, request=None) -> dict | None:
+    """What the analysis found (faces, masks), or None while it has not run.
+
+    ``num_masked`` and ``num_unmasked`` are null while no mask classifier
+    answers; ``mask_reason`` says why. Face boxes are [x, y, width, height]
+    in the original's upright pixels.
+    """
+    analysis = _analysis_of(image)
+    if analysis is None:
+        return None
+    if analysis.status != Analysis.Status.DONE:
+        return {"status": analysis.status, "error": analysis.error}
+    annotated = any(r.name == "annotated" for r in image.renditions.all())  # the prefetched list, if any
+    return {
+        "status": analysis.status,
+        "num_faces": analysis.num_faces,
+        "num_masked": analysis.num_masked,
+        "num_unmasked": analysis.num_unmasked,
+        "mask_reason": analysis.mask_reason or None,
+        "faces": analysis.faces,
+        "annotated_url": file_url(image, "annotated", request) if annotated else None,
+        "model": {"name": analysis.model, "version": analysis.version},
+        "mask_model": {"name": analysis.mask_model, "version": analysis.mask_version},
+        "timings_ms": analysis.timings,
+    }
+
+
+def face_counts(image: Image) -> dict:
+    """The seed upload's counts: integers once known, else null, with ``mask_reason`` when masks are unknown."""
+    analysis = _analysis_of(image)
+    if analysis is not None and analysis.status == Analysis.Status.DONE:
+        counts: dict = {"num_faces": analysis.num_faces, "num_masked": analysis.num_masked}
+        counts["num_unmasked"] = analysis.num_unmasked
+        reason = analysis.mask_reason or None
+    else:
+        counts = {"num_faces": None, "num_masked": None, "num_unmasked": None}
+        reason = analysis.error if analysis is not None else "The analysis has not finished yet."
+    if reason:
+        counts["mask_reason"] = reason
+    return counts

@@ -4,7 +4,11 @@
   202 ``{"original", "small", "medium", "large"}`` (extra keys allowed).
 - ``POST /api/register`` (form ``username``, ``password``): only with
   ``OPEN_REGISTRATION``.
-- ``POST /api/upload`` (multipart ``username``, ``password``, ``file``).
+- ``POST /api/upload`` (multipart ``username``, ``password``, ``file``):
+  202, the image's payload plus ``num_faces``, ``num_masked``,
+  ``num_unmasked`` (integers once the analysis worker has answered, within
+  ANALYSIS_WAIT_SECONDS; else null, with ``mask_reason`` and
+  ``status_url``), docs/analysis.md.
   Both answer ``{"success": true, ...}`` or
   ``{"success": false, "error": {"code": <http status>, "message": ...}}``.
 
@@ -15,12 +19,16 @@ Belongs here: these endpoints' HTTP, nothing else. Uploads go through
 
 from __future__ import annotations
 
+import threading
+import time
+
 from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.validators import ASCIIUsernameValidator
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError
 from django.http import JsonResponse
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema
 from rest_framework.authentication import TokenAuthentication
@@ -35,7 +43,8 @@ from .credentials import authenticate_password
 from .errors import ImageshareError
 from .http_errors import api_error, seed_error, seed_response
 from .links import image_urls
-from .payloads import image_payload
+from .models import Analysis, Image
+from .payloads import analysis_payload, face_counts, image_payload
 from .uploads import accept_upload
 
 USERNAME_MAX = 64
@@ -134,4 +143,43 @@ def upload(request):
         )
     except ImageshareError as exc:
         return seed_response(exc)
-    return JsonResponse({"success": True, "payload": image_payload(image, request)}, status=202)
+    payload = image_payload(image, request)  # as accepted: "status" is the upload's, at acceptance
+    analysis = _wait_for_analysis(image)
+    if analysis is not None:
+        image.analysis = analysis
+    payload.update(face_counts(image))
+    payload["analysis"] = analysis_payload(image, request)
+    payload["status_url"] = request.build_absolute_uri(reverse("api-image", args=[image.id]))
+    return JsonResponse({"success": True, "payload": payload}, status=202)
+
+
+# Threads of this process waiting for an analysis now (gunicorn gthread: a few per process).
+_waiters = threading.BoundedSemaphore(max(1, settings.ANALYSIS_WAITERS_PER_PROCESS))
+
+
+def _wait_for_analysis(image: Image) -> Analysis | None:
+    """The image's analysis once the worker has written it, polling the row (one primary-key read per
+    50-100 ms) for up to ANALYSIS_WAIT_SECONDS; None past that, or when enough threads wait already.
+
+    The web tier never runs the model. A waiting thread sleeps (no CPU, no
+    GIL), but it is one of gunicorn's few threads: at most
+    ANALYSIS_WAITERS_PER_PROCESS wait at once, the others answer at once
+    with null counts and the status URL.
+    """
+    if settings.ANALYSIS_WAIT_SECONDS <= 0 or settings.ANALYSIS_WAITERS_PER_PROCESS <= 0:
+        return None
+    if not _waiters.acquire(blocking=False):
+        return None
+    try:
+        started = time.monotonic()
+        deadline = started + settings.ANALYSIS_WAIT_SECONDS
+        while True:
+            analysis = Analysis.objects.filter(image_id=image.id).first()
+            if analysis is not None:
+                return analysis
+            now = time.monotonic()
+            if now >= deadline:
+                return None
+            time.sleep(min(0.05 if now - started < 1 else 0.1, deadline - now))
+    finally:
+        _waiters.release()

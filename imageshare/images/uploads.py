@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, TypeAlias
 
 from django.conf import settings
@@ -228,6 +229,7 @@ def store_original(
        Unavailable (503): the user is told to retry, and nothing is left
        half-stored.
     """
+    from thumbnails.analysis import enqueue as enqueue_analysis
     from thumbnails.tasks import make_renditions
 
     image = Image(
@@ -251,6 +253,8 @@ def store_original(
             image.enqueued_at = timezone.now()
             image.save(force_insert=True)
             make_renditions.delay_on_commit(str(image.id))
+            # Faces and masks, on the analysis queue; its failure to queue only logs.
+            transaction.on_commit(partial(enqueue_analysis, str(image.id)))
     except IntegrityError:
         raise  # the id exists already (a second finalize of one direct upload): the caller answers it
     except Exception as exc:

@@ -54,7 +54,13 @@ def ensure_cdn(d: Deployment) -> None:
                     "TargetOriginId": "renditions",
                     "ViewerProtocolPolicy": "redirect-to-https",
                     "MinTTL": 0,
-                    "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}},
+                    # The rendition URLs' ?v=<version> is part of the cache key: a re-made rendition
+                    # gets a new URL, so renditions are cached for a year (links.rendition_cache_control).
+                    "ForwardedValues": {
+                        "QueryString": True,
+                        "QueryStringCacheKeys": {"Quantity": 1, "Items": ["v"]},
+                        "Cookies": {"Forward": "none"},
+                    },
                     "TrustedSigners": {"Enabled": False, "Quantity": 0},
                 },
             }
