@@ -17,7 +17,7 @@ from imageshare.images.models import Analysis, Image
 from imageshare.images.payloads import analysis_payload, face_counts
 from tests.support.images import make_image
 from thumbnails.analysis import analyse_image
-from thumbnails.processors import masks
+from thumbnails.processors import faces
 
 pytestmark = pytest.mark.django_db
 
@@ -25,9 +25,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def no_mask_classifier(monkeypatch):
     """What the task stores is under test here, not the mask model (thumbnails/processors/masks.py)."""
-    monkeypatch.setattr(
-        masks, "classify", lambda crops: masks.MaskResult(None, "no mask classifier installed", "none", "0")
-    )
+    monkeypatch.setattr(faces, "mask_classifier", lambda: lambda crops: faces.NoMasks())
 
 
 PORTRAIT = (Path(__file__).resolve().parents[1] / "support" / "portrait_grace_hopper.jpg").read_bytes()

@@ -2,13 +2,24 @@
 the mask verdict is carried through, and unknown stays unknown."""
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
 
 from tests.support.images import make_image
 from thumbnails import processors
-from thumbnails.processors import faces, masks
+from thumbnails.processors import faces
+
+
+class Verdict(NamedTuple):
+    """A mask classifier's answer, as thumbnails/processors/masks.py's MaskResult carries it."""
+
+    masked: list[bool] | None
+    reason: str | None
+    model: str
+    version: str
+
 
 PORTRAIT = Path(__file__).resolve().parents[1] / "support" / "portrait_grace_hopper.jpg"
 
@@ -39,9 +50,7 @@ def test_it_finds_no_face_where_there_is_none(rgb):
 
 
 def test_without_a_mask_classifier_the_counts_stay_unknown_with_the_reason(monkeypatch):
-    monkeypatch.setattr(
-        masks, "classify", lambda crops: masks.MaskResult(None, "no mask classifier installed", "none", "0")
-    )
+    monkeypatch.setattr(faces, "mask_classifier", lambda: lambda crops: faces.NoMasks())
     data = faces.FaceProcessor().analyse(portrait_rgb()).data
     assert data["num_faces"] == 1
     assert data["num_masked"] is None and data["num_unmasked"] is None
@@ -55,9 +64,9 @@ def test_a_classifier_verdict_gives_the_counts(monkeypatch, flag):
 
     def classify(crops):
         seen.extend(crops)
-        return masks.MaskResult([flag] * len(crops), None, "test-model", "1")
+        return Verdict([flag] * len(crops), None, "test-model", "1")
 
-    monkeypatch.setattr(masks, "classify", classify)
+    monkeypatch.setattr(faces, "mask_classifier", lambda: classify)
     data = faces.FaceProcessor().analyse(portrait_rgb()).data
     assert len(seen) == 1 and seen[0].ndim == 3 and seen[0].shape[2] == 3
     assert (data["num_masked"], data["num_unmasked"]) == ((1, 0) if flag else (0, 1))
@@ -66,7 +75,7 @@ def test_a_classifier_verdict_gives_the_counts(monkeypatch, flag):
 
 
 def test_a_classifier_that_skips_a_face_is_not_believed(monkeypatch):
-    monkeypatch.setattr(masks, "classify", lambda crops: masks.MaskResult([], None, "partial", "1"))
+    monkeypatch.setattr(faces, "mask_classifier", lambda: lambda crops: Verdict([], None, "partial", "1"))
     data = faces.FaceProcessor().analyse(portrait_rgb()).data
     assert data["num_masked"] is None and "answered 0 of 1" in data["mask_reason"]
 

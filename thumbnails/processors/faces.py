@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from thumbnails import engine
-from thumbnails.processors import ProcessorResult, masks
+from thumbnails.processors import ProcessorResult
 
 PRIMARY = "haarcascade_frontalface_alt2.xml"
 CONFIRM = "haarcascade_frontalface_default.xml"
@@ -103,6 +104,25 @@ def detect(gray: np.ndarray, params: Params = Params()) -> list[tuple[int, int, 
     return sorted(boxes)
 
 
+@dataclass(frozen=True)
+class NoMasks:
+    """The verdict when thumbnails/processors/masks.py is absent: unknown, never guessed."""
+
+    masked: None = None
+    reason: str = "no mask classifier installed"
+    model: str = "none"
+    version: str = "0"
+
+
+def mask_classifier() -> Callable[[list[np.ndarray]], Any]:
+    """``masks.classify`` (crops -> MaskResult: masked, reason, model, version), or NoMasks without it."""
+    try:
+        from thumbnails.processors import masks
+    except ImportError:
+        return lambda crops: NoMasks()
+    return masks.classify
+
+
 class FaceProcessor:
     """Faces, each with its box (in the analysed image's pixels) and masked flag (None: not classified)."""
 
@@ -118,7 +138,7 @@ class FaceProcessor:
         boxes = detect(gray, self.params)
         t1 = time.perf_counter()
         crops = [np.ascontiguousarray(image_rgb[y : y + h, x : x + w]) for x, y, w, h in boxes]
-        verdict = masks.classify(crops)
+        verdict = mask_classifier()(crops)
         t2 = time.perf_counter()
         flags: list[bool | None] = list(verdict.masked) if verdict.masked is not None else [None] * len(boxes)
         reason: str | None
