@@ -53,7 +53,7 @@ task_ignore_result = True  # status lives in the database, not a result backend
 # message back if the worker process dies mid-task. Tasks are idempotent.
 task_acks_late = True
 task_reject_on_worker_lost = True
-worker_prefetch_multiplier = 1
+worker_prefetch_multiplier = _s.WORKER_PREFETCH_MULTIPLIER  # docs/pipeline.md
 task_time_limit = _s.TASK_TIME_LIMIT
 task_soft_time_limit = max(1, _s.TASK_TIME_LIMIT - 10)
 # The queue hides a received message for a short time only (a killed worker's

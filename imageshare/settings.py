@@ -445,6 +445,9 @@ EC2_INSTANCE_ID = envstr("EC2_INSTANCE_ID", "")
 ACTIVE_TASKS_FILE = Path(envstr("IMAGESHARE_ACTIVE_TASKS_FILE", "/tmp/imageshare-active-tasks"))
 # Set by the local scaling hook: the worker touches it once it consumes.
 WORKER_READY_FILE = envstr("IMAGESHARE_WORKER_READY_FILE", "")
+# Messages a worker holds per pool process (Celery's prefetch multiplier):
+# measured on the local stack in docs/pipeline.md.
+WORKER_PREFETCH_MULTIPLIER = envint("WORKER_PREFETCH_MULTIPLIER", 1, minimum=1)
 
 # --- Monitoring -------------------------------------------------------------------
 # Bearer token for Prometheus to scrape /metrics; without it only staff may read it.
