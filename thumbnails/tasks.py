@@ -283,5 +283,6 @@ def make_renditions(self: ResizeTask, image_id: str, specs: list[dict[str, Any]]
         )
     stages["db"] = _ms(t)
     stages["task"] = _ms(started)
+    stages["done_at"] = round(time.time(), 3)
     log.info("stages %s", json.dumps(stages, separators=(",", ":")))
     return {"image": image_id, "ms": round(result.timings["total"], 1)}
