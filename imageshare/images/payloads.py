@@ -93,3 +93,38 @@ def face_counts(image: Image) -> dict:
     if reason:
         counts["mask_reason"] = reason
     return counts
+
+
+# The history page's lists of images by their faces (the elastic-app clients' four, and the two unknowns).
+FACE_GROUPS = (
+    ("no-faces", "No faces"),
+    ("all-masked", "All faces masked"),
+    ("none-masked", "No face masked"),
+    ("some-masked", "Some faces masked"),
+    ("masks-unknown", "Faces, masks not known"),
+    ("not-analysed", "Not analysed yet"),
+)
+
+
+def face_group(image: Image) -> str:
+    """Which of FACE_GROUPS an image belongs to."""
+    analysis = _analysis_of(image)
+    if analysis is None or analysis.status != Analysis.Status.DONE or analysis.num_faces is None:
+        return "not-analysed"
+    if analysis.num_faces == 0:
+        return "no-faces"
+    if analysis.num_masked is None or analysis.num_unmasked is None:
+        return "masks-unknown"
+    if analysis.num_masked == analysis.num_faces:
+        return "all-masked"
+    if analysis.num_unmasked == analysis.num_faces:
+        return "none-masked"
+    return "some-masked"
+
+
+def face_groups(images) -> list[tuple[str, str, list[dict]]]:
+    """``images`` (with their analysis selected) in FACE_GROUPS' lists: (key, label, [{id, name, counts}])."""
+    groups: dict[str, list[dict]] = {key: [] for key, _ in FACE_GROUPS}
+    for image in images:
+        groups[face_group(image)].append({"id": str(image.id), "name": image.original_name, **face_counts(image)})
+    return [(key, label, groups[key]) for key, label in FACE_GROUPS]

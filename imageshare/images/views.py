@@ -31,11 +31,12 @@ from .commands import request_rendition as queue_rendition
 from .errors import ImageshareError
 from .http_errors import api_error_json, http_status, show_on_page
 from .models import Image
-from .payloads import image_payload
+from .payloads import face_groups, image_payload
 from .seed import SeedUploadView
 from .uploads import accept_upload
 
 PAGE_SIZE = 24
+HISTORY_FACES = 200
 
 
 class UploadForm(forms.Form):
@@ -166,6 +167,10 @@ def gallery(request):
             "tabs": [(s, label, counts[s]) for s, label in STATUS_TABS],
             "status": status,
             "storage": quotas.usage(request.user),
+            # The newest HISTORY_FACES images by their faces (payloads.FACE_GROUPS).
+            "face_groups": face_groups(
+                Image.objects.filter(owner=request.user).select_related("analysis")[:HISTORY_FACES]
+            ),
         },
     )
 

@@ -273,6 +273,14 @@ class Stack:
             visibility_timeout=int(self.env.get("SQS_VISIBILITY_TIMEOUT", s.SQS_VISIBILITY_TIMEOUT)),
             max_receive_count=int(self.env.get("SQS_MAX_RECEIVE_COUNT", s.SQS_MAX_RECEIVE_COUNT)),
         )
+        # Faces and masks: a queue of its own, consumed by its own worker (start_workers).
+        self.env["SQS_ANALYSIS_QUEUE_URL"], _ = ensure_queues(
+            client("sqs", endpoint_url=endpoint, region=region),
+            self.analysis_queue,
+            self.env.get("SQS_DEAD_LETTER_QUEUE_NAME", f"{queue}-dlq"),
+            visibility_timeout=int(self.env.get("SQS_VISIBILITY_TIMEOUT", s.SQS_VISIBILITY_TIMEOUT)),
+            max_receive_count=int(self.env.get("SQS_MAX_RECEIVE_COUNT", s.SQS_MAX_RECEIVE_COUNT)),
+        )
 
     def prepare_db(self) -> str:
         self._manage("migrate", "--noinput")
@@ -311,7 +319,17 @@ class Stack:
         extras = self.env.get("SQS_EXTRAS_QUEUE_NAME", f"{queue}-extras")
         return worker_command(f"{queue},{extras}", self.concurrency, f"local{index}")
 
+    @property
+    def analysis_queue(self) -> str:
+        from imageshare import settings as s  # the same defaults the app reads
+
+        queue = self.env.get("SQS_QUEUE_NAME", s.SQS_QUEUE_NAME)
+        return self.env.get("SQS_ANALYSIS_QUEUE_NAME", f"{queue}-analysis")
+
     def start_workers(self) -> None:
+        # The analysis worker: one process of its own on the analysis queue, so a slow
+        # model never takes a resize worker's slot (docs/analysis.md); the scaling hook leaves it be.
+        self._spawn("worker-analysis", worker_command(self.analysis_queue, 1, "analysis"))
         if self.autoscale:
             # The hook reads the pool (none yet) and brings it to the minimum.
             self._spawn("autoscale", [sys.executable, "manage.py", "duties", "--provider", "local"])

@@ -131,3 +131,30 @@ def test_the_seed_upload_waits_for_the_result_then_gives_up(aws, owner, settings
     analysis = seed._wait_for_analysis(image)
     timer.join()
     assert analysis is not None and analysis.num_faces == 1
+
+
+@pytest.mark.parametrize(
+    "counts, group",
+    [
+        (None, "not-analysed"),
+        ((0, None, None), "no-faces"),
+        ((2, 2, 0), "all-masked"),
+        ((2, 0, 2), "none-masked"),
+        ((3, 1, 2), "some-masked"),
+        ((1, None, None), "masks-unknown"),
+    ],
+)
+def test_the_history_page_puts_each_image_in_its_list(aws, owner, owner_client, counts, group):
+    image = stored_image(owner, make_image(300, 200))
+    image.original_name = "grouped.jpg"
+    image.save()
+    if counts is not None:
+        faces_n, masked, unmasked = counts
+        Analysis.objects.create(image=image, status="done", num_faces=faces_n, num_masked=masked, num_unmasked=unmasked)
+    html = owner_client.get("/gallery").content.decode()
+    section = html.split(f'data-group="{group}"', 1)[1].split("</ul>", 1)[0]
+    assert "grouped.jpg" in section
+    page = owner_client.get(f"/images/{image.id}").content.decode()
+    assert ("Not analysed yet" in page) == (counts is None)
+    if counts is not None:
+        assert f"Faces found: {counts[0]}" in page
