@@ -28,6 +28,50 @@
   const drop = document.getElementById('dropzone');
   const progress = document.getElementById('progress');
 
+  // Direct upload: ask the web tier for a presigned S3 POST, send the file
+  // straight to S3, then ask for the image (finalize). The bytes never pass
+  // through the web tier. When the direct path is unavailable (no presign
+  // endpoint, S3 unreachable or refusing this origin) the file goes through
+  // the web tier as before (sendViaWebTier); a refusal of the file itself
+  // is shown as is.
+  function jsonPost(url, body) {
+    return fetch(url, {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'Accept': 'application/json', 'Content-Type': 'application/json', 'X-CSRFToken': csrfToken() },
+      body: JSON.stringify(body),
+    }).then(function (resp) {
+      return resp.json().catch(() => ({})).then((data) => ({ status: resp.status, body: data }));
+    });
+  }
+
+  const DIRECT_TYPES = ['image/jpeg', 'image/png', 'image/gif', 'image/webp', 'image/avif', 'image/tiff', 'image/bmp'];
+
+  function sendDirect(file, bar) {
+    const wanted = { size: file.size };
+    if (DIRECT_TYPES.indexOf(file.type) >= 0) wanted.content_type = file.type;
+    return jsonPost(form.dataset.presign, wanted).then(function (presigned) {
+      if (presigned.status === 404 || presigned.status >= 500 && presigned.status !== 503) return null; // fall back
+      if (presigned.status !== 201) return presigned; // refused (too large, overloaded...): say why
+      const target = presigned.body;
+      return new Promise(function (resolve) {
+        const xhr = new XMLHttpRequest();
+        xhr.open('POST', target.url);
+        xhr.upload.onprogress = (e) => { if (e.lengthComputable) bar.value = Math.round(95 * e.loaded / e.total); };
+        xhr.onload = function () { resolve(xhr.status >= 200 && xhr.status < 300); };
+        xhr.onerror = function () { resolve(false); };
+        const data = new FormData();
+        Object.keys(target.fields).forEach((k) => data.append(k, target.fields[k]));
+        if (!('Content-Type' in target.fields)) data.append('Content-Type', file.type.startsWith('image/') ? file.type : 'image/unknown');
+        data.append('file', file); // S3 reads the fields before the file: it comes last
+        xhr.send(data);
+      }).then(function (sent) {
+        if (!sent) return null; // S3 unreachable or refusing this origin: the web tier takes it
+        return jsonPost(target.finalize_url, { name: file.name });
+      });
+    }, () => null);
+  }
+
   function uploadOne(file) {
     const item = document.createElement('li');
     const label = document.createElement('span');
@@ -35,10 +79,32 @@
     const bar = document.createElement('progress');
     bar.max = 100; bar.value = 0;
     bar.setAttribute('aria-label', 'Upload of ' + file.name);
-    const status = document.createElement('span');
-    status.className = 'status';
-    item.append(label, bar, status);
+    const statusEl = document.createElement('span');
+    statusEl.className = 'status';
+    item.append(label, bar, statusEl);
     progress.append(item);
+    function done(code, body) {
+      if (code === 202 || code === 200) {
+        bar.value = 100;
+        statusEl.textContent = ' uploaded, processing…';
+        statusEl.dataset.imageId = body.id;
+        addCard(body, statusEl);
+      } else {
+        statusEl.textContent = ' failed: ' + ((body.error && body.error.message) || ('HTTP ' + code));
+        item.classList.add('error');
+      }
+    }
+    if (form.dataset.presign && window.fetch) {
+      return sendDirect(file, bar).then(function (answer) {
+        if (answer) { done(answer.status, answer.body); return undefined; }
+        bar.value = 0;
+        return sendViaWebTier(file, bar, done);
+      });
+    }
+    return sendViaWebTier(file, bar, done);
+  }
+
+  function sendViaWebTier(file, bar, done) {
     return new Promise(function (resolve) {
       const xhr = new XMLHttpRequest();
       xhr.open('POST', form.dataset.api);
@@ -48,18 +114,10 @@
       xhr.onload = function () {
         let body = {};
         try { body = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
-        if (xhr.status === 202) {
-          bar.value = 100;
-          status.textContent = ' uploaded, processing…';
-          status.dataset.imageId = body.id;
-          addCard(body, status);
-        } else {
-          status.textContent = ' failed: ' + ((body.error && body.error.message) || ('HTTP ' + xhr.status));
-          item.classList.add('error');
-        }
+        done(xhr.status, body);
         resolve();
       };
-      xhr.onerror = function () { status.textContent = ' failed: network error'; item.classList.add('error'); resolve(); };
+      xhr.onerror = function () { done(0, { error: { message: 'network error' } }); resolve(); };
       const data = new FormData();
       data.append('image', file);
       xhr.send(data);
