@@ -83,6 +83,11 @@ load: $(VENV)/.bench-installed
 	$(PY) -m bench.load $(or $(URL),http://127.0.0.1:8000/api/upload) $(or $(LOAD_USER),admin) $(PASSWORD) \
 		$(or $(RATE),2) $(or $(FOLDER),../shared/corpus) $(COUNT) $(LOAD_ARGS)
 
+# Web-tier CPU per upload, multipart against direct (presign, S3, finalize), on a fresh local stack (docs/uploads.md).
+.PHONY: bench-direct
+bench-direct: $(STAMP)
+	$(PY) -m bench.direct $(if $(CORPUS),--corpus $(CORPUS),) $(DIRECT_ARGS)
+
 # Ten minutes at 70 % of the measured capacity on a fresh local stack: losses, 5xx and the RSS slope.
 soak: $(VENV)/.bench-installed
 	$(PY) -m bench.soak $(SOAK_ARGS)
