@@ -69,6 +69,12 @@ bench-engine: $(VENV)/.bench-installed
 bench-pipeline: $(VENV)/.bench-installed
 	$(PY) -m bench.pipeline $(if $(CORPUS),--corpus $(CORPUS),$(if $(wildcard ../shared/corpus),--corpus ../shared/corpus,)) $(PIPELINE_ARGS)
 
+# The mask classifier's precision and recall on labelled sets built from registry packages' faces (docs/masks.md);
+# MASKS_ARGS=--sheet var/masks-sheet.png also draws the photo set's crops. Retrain: $(PY) -m bench.masks_train
+.PHONY: bench-masks
+bench-masks: $(STAMP)
+	$(PY) -m bench.masks_eval $(MASKS_ARGS)
+
 # Upload p50 with a token, basic auth and /api/upload's form credentials, over HTTP.
 bench-auth: $(STAMP)
 	$(PY) -m bench.auth
