@@ -134,6 +134,7 @@ def main(argv=None) -> int:
             "hosts",
             "queue_url",
             "extras_queue_url",
+            "analysis_queue_url",
             "dead_letter_queue_url",
             "bucket",
             "cdn_url",

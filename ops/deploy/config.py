@@ -73,13 +73,18 @@ class Config:
         return f"{self.queue}-extras"
 
     @property
+    def analysis_queue(self) -> str:
+        """Faces and masks (thumbnails/analysis.py): a queue of its own, for the worker nodes' analysis unit."""
+        return f"{self.queue}-analysis"
+
+    @property
     def dlq(self) -> str:
         return f"{self.queue}-dlq"
 
     @property
-    def queues(self) -> tuple[str, str, str]:
-        """Every queue of the stack: the two work queues, then the dead-letter queue they share."""
-        return (self.queue, self.extras_queue, self.dlq)
+    def queues(self) -> tuple[str, str, str, str]:
+        """Every queue of the stack: the two work queues, the analysis queue, then the dead-letter queue they share."""
+        return (self.queue, self.extras_queue, self.analysis_queue, self.dlq)
 
     @property
     def dlq_alarm(self) -> str:

@@ -40,7 +40,7 @@ def _read_config(d: Deployment) -> dict:
 
 def worker_policy(d: Deployment) -> dict:
     b = d.cfg.bucket
-    work_queues = [d.queue_arn(d.cfg.queue), d.queue_arn(d.cfg.extras_queue)]
+    work_queues = [d.queue_arn(d.cfg.queue), d.queue_arn(d.cfg.extras_queue), d.queue_arn(d.cfg.analysis_queue)]
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -119,7 +119,11 @@ def web_policy(d: Deployment) -> dict:
                 "Sid": "Enqueue",
                 "Effect": "Allow",
                 "Action": ["sqs:SendMessage"],
-                "Resource": [d.queue_arn(d.cfg.queue), d.queue_arn(d.cfg.extras_queue)],
+                "Resource": [
+                    d.queue_arn(d.cfg.queue),
+                    d.queue_arn(d.cfg.extras_queue),
+                    d.queue_arn(d.cfg.analysis_queue),
+                ],
             },
             {
                 "Sid": "WatchQueues",

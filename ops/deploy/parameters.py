@@ -36,6 +36,8 @@ def app_settings(cfg: Config, outputs: dict[str, str]) -> dict[str, str]:
         "SQS_QUEUE_URL": outputs.get("queue_url", ""),
         "SQS_EXTRAS_QUEUE_NAME": cfg.extras_queue,
         "SQS_EXTRAS_QUEUE_URL": outputs.get("extras_queue_url", ""),
+        "SQS_ANALYSIS_QUEUE_NAME": cfg.analysis_queue,
+        "SQS_ANALYSIS_QUEUE_URL": outputs.get("analysis_queue_url", ""),
         "SQS_DEAD_LETTER_QUEUE_NAME": cfg.dlq,
         "SQS_DEAD_LETTER_QUEUE_URL": outputs.get("dead_letter_queue_url", ""),
         "SQS_VISIBILITY_TIMEOUT": str(cfg.visibility_timeout),

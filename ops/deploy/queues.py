@@ -41,7 +41,7 @@ def _queue_action(d: Deployment, name: str, url: str | None) -> str:
 def ensure_queues_and_alarms(d: Deployment) -> None:
     sqs = d.c("sqs")
     urls = {q.rsplit("/", 1)[-1]: q for q in every(sqs, "list_queues", "QueueUrls[]", QueueNamePrefix=d.cfg.stack)}
-    for name in (d.cfg.dlq, d.cfg.queue, d.cfg.extras_queue):
+    for name in (d.cfg.dlq, d.cfg.queue, d.cfg.extras_queue, d.cfg.analysis_queue):
         detail = "" if name == d.cfg.dlq else f"visibility timeout {d.cfg.visibility_timeout} s"
         d.record("sqs:queue", name, _queue_action(d, name, urls.get(name)), detail)
     if not d.dry_run:
@@ -52,9 +52,12 @@ def ensure_queues_and_alarms(d: Deployment) -> None:
         )
         url, dlq_url = ensure_queues(sqs, d.cfg.queue, d.cfg.dlq, **options)
         extras_url, _ = ensure_queues(sqs, d.cfg.extras_queue, d.cfg.dlq, **options)
+        analysis_url, _ = ensure_queues(sqs, d.cfg.analysis_queue, d.cfg.dlq, **options)
     else:  # plan and outputs: the URLs of the queues that exist
-        url, extras_url, dlq_url = (urls.get(name, "") for name in d.cfg.queues)
-    d.outputs.update(queue_url=url, extras_queue_url=extras_url, dead_letter_queue_url=dlq_url)
+        url, extras_url, analysis_url, dlq_url = (urls.get(name, "") for name in d.cfg.queues)
+    d.outputs.update(
+        queue_url=url, extras_queue_url=extras_url, analysis_queue_url=analysis_url, dead_letter_queue_url=dlq_url
+    )
     _ensure_alarms(d)
 
 

@@ -65,6 +65,21 @@ WantedBy=multi-user.target
 """
 
 
+def analysis_exec(cfg) -> list[str]:
+    """The analysis worker: the analysis queue only, one process (docs/analysis.md)."""
+    argv = worker_command(cfg.analysis_queue, 1, "analysis")
+    return [PYTHON, *argv[1:]]
+
+
+def analysis_unit(cfg) -> str:
+    """The worker unit's twin for faces and masks: its own process, so a slow model never holds a resize slot."""
+    return (
+        worker_unit(cfg)
+        .replace("imageshare thumbnail worker (Celery over SQS)", "imageshare analysis worker (faces, masks)")
+        .replace(_systemd_exec(worker_exec(cfg)), _systemd_exec(analysis_exec(cfg)))
+    )
+
+
 def drain_unit(cfg) -> str:
     return f"""[Unit]
 Description=imageshare: finish work before the Auto Scaling group terminates this instance
@@ -178,6 +193,7 @@ def user_data(cfg, role: str, encoded: bool = False) -> str:
     units = {"imageshare-config.service": config_unit(cfg)}
     if role == "worker":
         units["imageshare-worker.service"] = worker_unit(cfg)
+        units["imageshare-analysis.service"] = analysis_unit(cfg)
         units["imageshare-drain.service"] = drain_unit(cfg)
     else:
         units.update(web_units(cfg))

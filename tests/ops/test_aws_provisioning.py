@@ -18,7 +18,15 @@ from ops.deploy.compute import _launch_templates
 from ops.deploy.config import Config, Deployment
 from ops.deploy.iam import UNSCOPABLE_ACTIONS, web_policy, worker_policy
 from ops.deploy.storage import remove_media_bucket
-from ops.deploy.userdata import config_unit, drain_unit, user_data, web_units, worker_exec, worker_unit
+from ops.deploy.userdata import (
+    analysis_unit,
+    config_unit,
+    drain_unit,
+    user_data,
+    web_units,
+    worker_exec,
+    worker_unit,
+)
 from ops.worker.command import worker_command
 
 REGION = "us-east-1"
@@ -118,7 +126,7 @@ def test_deploying_twice_creates_each_resource_exactly_once(cfg):
     assert [str(ch) for ch in second.changes if ch.action != "ok"] == []
     assert inventory(cfg) == after_first
     counts = {k: len(v) for k, v in after_first.items()}
-    assert counts["buckets"] == 1 and counts["queues"] == 3 and counts["alarms"] == 3
+    assert counts["buckets"] == 1 and counts["queues"] == 4 and counts["alarms"] == 3
     assert counts["roles"] == 2 and counts["profiles"] == 2 and counts["security_groups"] == 3
     assert counts["launch_templates"] == 2 and counts["groups"] == 2 and counts["load_balancers"] == 1
     assert counts["target_groups"] == 2
@@ -160,7 +168,11 @@ def test_both_work_queues_have_the_redrive_policy_short_visibility_timeout_and_l
     assert cfg.visibility_timeout == app_settings.SQS_VISIBILITY_TIMEOUT == 45
     assert cfg.task_time_limit == app_settings.TASK_TIME_LIMIT
     sqs = d.c("sqs")
-    for key, name in (("queue_url", cfg.queue), ("extras_queue_url", cfg.extras_queue)):
+    for key, name in (
+        ("queue_url", cfg.queue),
+        ("extras_queue_url", cfg.extras_queue),
+        ("analysis_queue_url", cfg.analysis_queue),
+    ):
         assert d.outputs[key].endswith("/" + name)
         attrs = sqs.get_queue_attributes(QueueUrl=d.outputs[key], AttributeNames=["All"])["Attributes"]
         redrive = json.loads(attrs["RedrivePolicy"])
@@ -181,6 +193,10 @@ def test_both_work_queues_have_the_redrive_policy_short_visibility_timeout_and_l
         == d.outputs["extras_queue_url"]
     )
     assert ssm.get_parameter(Name=cfg.parameter("SQS_VISIBILITY_TIMEOUT"))["Parameter"]["Value"] == "45"
+    assert (
+        ssm.get_parameter(Name=cfg.parameter("SQS_ANALYSIS_QUEUE_URL"))["Parameter"]["Value"]
+        == d.outputs["analysis_queue_url"]
+    )
 
 
 def test_the_worker_group_has_its_bounds_warmup_and_drain_hook(cfg):
@@ -273,8 +289,8 @@ def test_the_worker_policy_cannot_touch_originals_for_writing_or_other_queues(cf
     assert by_sid["ReadOriginals"]["Action"] == ["s3:GetObject"]
     assert by_sid["WriteRenditions"]["Resource"] == [f"arn:aws:s3:::{cfg.bucket}/renditions/*"]
     assert "sqs:SendMessage" not in by_sid["ConsumeWorkQueue"]["Action"]
-    work_queues = [d.queue_arn(cfg.queue), d.queue_arn(cfg.extras_queue)]
-    assert by_sid["ConsumeWorkQueue"]["Resource"] == work_queues  # both queues, never the DLQ
+    work_queues = [d.queue_arn(cfg.queue), d.queue_arn(cfg.extras_queue), d.queue_arn(cfg.analysis_queue)]
+    assert by_sid["ConsumeWorkQueue"]["Resource"] == work_queues  # the work queues, never the DLQ
     # Sending only for Celery's retries, to the work queues.
     senders = [st for st in by_sid.values() if "sqs:SendMessage" in st["Action"]]
     assert [(st["Action"], st["Resource"]) for st in senders] == [(["sqs:SendMessage"], work_queues)]
@@ -283,7 +299,7 @@ def test_the_worker_policy_cannot_touch_originals_for_writing_or_other_queues(cf
 def test_the_web_policy_sends_to_both_work_queues_and_sweeps_only_the_dead_letters(cfg):
     d = Deployment(cfg)
     by_sid = {st["Sid"]: st for st in web_policy(d)["Statement"]}
-    assert by_sid["Enqueue"]["Resource"] == [d.queue_arn(cfg.queue), d.queue_arn(cfg.extras_queue)]
+    assert by_sid["Enqueue"]["Resource"] == [d.queue_arn(q) for q in (cfg.queue, cfg.extras_queue, cfg.analysis_queue)]
     assert by_sid["WatchQueues"]["Resource"] == [d.queue_arn(q) for q in cfg.queues]
     receivers = [st for st in by_sid.values() if "sqs:ReceiveMessage" in st["Action"]]
     assert [st["Resource"] for st in receivers] == [[d.queue_arn(cfg.dlq)]]
@@ -321,6 +337,15 @@ def test_the_worker_unit_runs_the_same_command_as_the_local_stack_on_both_queues
     # Time for a warm shutdown to finish a task that has just started: not the (short) visibility timeout.
     assert f"TimeoutStopSec={cfg.worker_stop_timeout}" in unit
     assert cfg.worker_stop_timeout > cfg.task_time_limit > cfg.visibility_timeout
+
+
+def test_worker_nodes_run_an_analysis_unit_on_the_analysis_queue_alone(cfg):
+    unit = analysis_unit(cfg)
+    argv = exec_argv(unit)
+    assert argv[1:] == worker_command(cfg.analysis_queue, 1, "analysis")[1:]
+    assert "KillMode=mixed" in unit and f"TimeoutStopSec={cfg.worker_stop_timeout}" in unit
+    assert "imageshare-analysis.service" in user_data(cfg, "worker")
+    assert "imageshare-analysis.service" not in user_data(cfg, "web")
 
 
 def test_flowers_password_is_read_from_the_environment_file_never_the_command_line(cfg):
