@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PG_URL ?= postgres://postgres@127.0.0.1:5432/imageshare
 
-.PHONY: run test test-sqlite test-postgres lint typecheck format bench-engine bench-pipeline bench-auth bench-latency load soak clean
+.PHONY: run test test-sqlite test-postgres lint typecheck format bench-engine bench-pipeline bench-analysis bench-auth bench-latency load soak clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@# Debian packages the project uses when they are missing and we may
@@ -64,6 +64,10 @@ $(VENV)/.bench-installed: $(STAMP) requirements-bench.txt
 
 bench-engine: $(VENV)/.bench-installed
 	$(PY) -m bench.engine $(if $(CORPUS),--corpus $(CORPUS),$(if $(wildcard ../shared/corpus),--corpus ../shared/corpus,))
+
+# The analysis stage (faces, masks) beside the resize engine, images/s/core and the model's memory (docs/analysis.md).
+bench-analysis: $(STAMP)
+	$(PY) -m bench.analysis $(if $(CORPUS),--corpus $(CORPUS),$(if $(wildcard ../shared/corpus),--corpus ../shared/corpus,))
 
 # The worker pipeline against the engine alone, same photos and processes (docs/pipeline.md).
 bench-pipeline: $(VENV)/.bench-installed
