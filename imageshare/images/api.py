@@ -221,7 +221,10 @@ class PresignRequestSerializer(serializers.Serializer):
         help_text="The file's type: fixed in the policy. Without it, send a Content-Type field starting image/.",
     )
     size = serializers.IntegerField(
-        min_value=1, required=False, help_text="The file's length in bytes, to be refused before sending it."
+        min_value=1,
+        max_value=settings.MAX_UPLOAD_BYTES,
+        required=False,
+        help_text="The file's length in bytes: over the limit, 413 before anything is sent.",
     )
 
 
@@ -256,7 +259,9 @@ class DirectUploadView(UploadThrottleMixin, APIView):
         responses={201: PRESIGNED_SCHEMA, **{code: ERROR_SCHEMA for code in (400, 401, 413, 429, 503)}},
     )
     def post(self, request):
-        body = PresignRequestSerializer(data=request.data if hasattr(request.data, "get") else {})
+        data = request.data if hasattr(request.data, "get") else {}
+        direct.check_declared_size(data.get("size"))  # 413, as the multipart doors answer a file over the limit
+        body = PresignRequestSerializer(data=data)
         body.is_valid(raise_exception=True)
         presigned = direct.presign(request.user, **body.validated_data)
         finalize = reverse("api-upload-finalize", args=[presigned.upload_id])

@@ -43,7 +43,7 @@ from django.db import IntegrityError
 from django.utils import timezone
 
 from . import quotas
-from .errors import BadInput, ImageshareError, NotFound, TooLarge, Unavailable
+from .errors import BadInput, ImageshareError, NotFound, Unavailable
 from .models import Image
 from .storage import STORAGE_ERRORS
 from .uploads import Prepared, check_backlog, check_size, prepare, store_original, validate_image
@@ -85,11 +85,19 @@ def incoming_key(owner: Any, upload_id: uuid.UUID) -> str:
     return f"{INCOMING_PREFIX}{owner_segment(owner)}/{upload_id}"
 
 
+def check_declared_size(size: object) -> None:
+    """Refuse a declared file length over MAX_UPLOAD_BYTES (413); anything not a number is the serializer's."""
+    try:
+        declared = int(size)
+    except (TypeError, ValueError):
+        return
+    check_size(declared)
+
+
 def presign(owner: Any, *, content_type: str | None = None, size: int | None = None) -> Presigned:
     """A presigned POST for a new upload of ``owner``'s (after the backlog and, when sent, size checks)."""
     if size is not None:
-        if size > settings.MAX_UPLOAD_BYTES:
-            raise TooLarge("too_large", f"The file is {size} bytes; the limit is {settings.MAX_UPLOAD_BYTES} bytes.")
+        check_size(size)
         quotas.check_storage(owner, size)
     if content_type is not None and content_type not in ALLOWED_CONTENT_TYPES:
         raise BadInput("unsupported_content_type", f"content_type must be one of {', '.join(ALLOWED_CONTENT_TYPES)}.")
@@ -140,10 +148,10 @@ def finalize(owner: Any, upload_id: uuid.UUID, name: str = "") -> tuple[Image, b
 
     1. Already made (a second finalize): that image, created False; another
        owner's image answers as nothing uploaded.
-    2. The object's length (HEAD): none there, ``no_such_upload``; over
-       MAX_UPLOAD_BYTES, ``too_large`` and the object goes.
-    3. The backlog check (503 + Retry-After; the object stays, so the client
+    2. The backlog check (503 + Retry-After; the object stays, so the client
        may finalize again later).
+    3. The object's start and length (one ranged GET): none there,
+       ``no_such_upload``.
     4. Validate and store (``_make``); a refusal deletes the object.
     5. Delete the incoming object (its copy is the original now).
     """
@@ -152,11 +160,11 @@ def finalize(owner: Any, upload_id: uuid.UUID, name: str = "") -> tuple[Image, b
         if not _same_owner(done, owner):
             raise _no_such_upload()
         return done, False
-    key = incoming_key(owner, upload_id)
-    size = _object_size(key)
     check_backlog()
+    key = incoming_key(owner, upload_id)
+    head, size = _read(key, 0, PROBE_BYTES)
     try:
-        image = _make(owner, upload_id, key, size, name)
+        image = _make(owner, upload_id, key, head, size, name)
     except IntegrityError:
         # Another finalize of the same upload committed first: answer its image.
         done = Image.objects.filter(pk=upload_id).first()
@@ -171,52 +179,46 @@ def finalize(owner: Any, upload_id: uuid.UUID, name: str = "") -> tuple[Image, b
     return image, True
 
 
-def _object_size(key: str) -> int:
+def _read(key: str, start: int, count: int) -> tuple[bytes, int]:
+    """``count`` bytes of the object from ``start`` (fewer at its end), and the object's whole length.
+
+    A ranged GET: the length comes from its Content-Range, so no HEAD is needed.
+    """
     try:
-        head = _client().head_object(Bucket=_bucket(), Key=key)
+        answer = _client().get_object(Bucket=_bucket(), Key=key, Range=f"bytes={start}-{start + count - 1}")
+        data: bytes = answer["Body"].read(count + 1)[:count]
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        code = exc.response.get("Error", {}).get("Code")
+        if code in ("NoSuchKey", "404", "NotFound"):
             raise _no_such_upload() from None
+        if code == "InvalidRange" and start == 0:  # an empty object has no byte 0
+            return b"", 0
         raise Unavailable.storage() from exc
     except STORAGE_ERRORS as exc:
         raise Unavailable.storage() from exc
-    return int(head["ContentLength"])
+    content_range = answer.get("ContentRange") or ""  # "bytes 0-262143/2251799"
+    total = int(content_range.rsplit("/", 1)[1]) if "/" in content_range else int(answer["ContentLength"])
+    return data, total
 
 
-def _read(key: str, limit: int) -> bytes:
-    """The object's first ``limit`` bytes (all of it when shorter): the length was checked already."""
-    try:
-        body = _client().get_object(Bucket=_bucket(), Key=key, Range=f"bytes=0-{limit - 1}")["Body"]
-        data: bytes = body.read(limit + 1)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-            raise _no_such_upload() from None
-        if exc.response.get("Error", {}).get("Code") == "InvalidRange":  # an empty object
-            return b""
-        raise Unavailable.storage() from exc
-    except STORAGE_ERRORS as exc:
-        raise Unavailable.storage() from exc
-    return data[:limit]
-
-
-def _make(owner: Any, upload_id: uuid.UUID, key: str, size: int, name: str) -> Image:
+def _make(owner: Any, upload_id: uuid.UUID, key: str, head: bytes, size: int, name: str) -> Image:
     """Validate the object as the multipart doors validate a file, then store it as the original.
 
+    ``head`` is the object's start (PROBE_BYTES at most), ``size`` its length.
+    The size and the header (format, pixels) are checked first: an oversized
+    object or one that is not an image is refused without reading the rest.
     With the metadata scrub on, the whole object is read (the scrub rewrites
     its bytes): ``uploads.prepare``, exactly the multipart path; the scrubbed
     bytes are written as the original, or the object copied in S3 when the
-    scrub changed nothing. Without it only the start is read for the probe
-    (``validate_image`` with the stored length), and S3 copies the object:
-    the bytes stay out of the web tier.
+    scrub changed nothing. Without it nothing more is read: the quota, and
+    S3 copies the object; the bytes stay out of the web tier.
     """
-    check_size(size)  # before reading anything
+    probe = validate_image(head, size)
     if settings.STRIP_ORIGINAL_METADATA:
-        data = _read(key, size) if size else b""
+        data = head if size <= len(head) else head + _read(key, len(head), size - len(head))[0]
         prepared = prepare(owner, data)
         put = _copy_from(key, prepared.probe.mime) if not prepared.scrubbed else _put(prepared)
         return store_original(owner, prepared.probe, name, len(prepared.data), put=put, image_id=upload_id)
-    head = _read(key, min(size, PROBE_BYTES)) if size else b""
-    probe = validate_image(head, size)
     quotas.check_storage(owner, size)
     return store_original(owner, probe, name, size, put=_copy_from(key, probe.mime), image_id=upload_id)
 
