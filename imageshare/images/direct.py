@@ -162,7 +162,9 @@ def finalize(owner: Any, upload_id: uuid.UUID, name: str = "") -> tuple[Image, b
         return done, False
     check_backlog()
     key = incoming_key(owner, upload_id)
-    head, size = _read(key, 0, PROBE_BYTES)
+    # The scrub needs every byte: one GET of the whole object (bounded: one byte past the limit tells
+    # an oversized one). Without it, the start is all the probe reads.
+    head, size = _read(key, 0, settings.MAX_UPLOAD_BYTES + 1 if settings.STRIP_ORIGINAL_METADATA else PROBE_BYTES)
     try:
         image = _make(owner, upload_id, key, head, size, name)
     except IntegrityError:
@@ -204,7 +206,8 @@ def _read(key: str, start: int, count: int) -> tuple[bytes, int]:
 def _make(owner: Any, upload_id: uuid.UUID, key: str, head: bytes, size: int, name: str) -> Image:
     """Validate the object as the multipart doors validate a file, then store it as the original.
 
-    ``head`` is the object's start (PROBE_BYTES at most), ``size`` its length.
+    ``head`` is the object's start (PROBE_BYTES at most; all of it, up to one
+    byte past the limit, when the scrub is on), ``size`` its length.
     The size and the header (format, pixels) are checked first: an oversized
     object or one that is not an image is refused without reading the rest.
     With the metadata scrub on, the whole object is read (the scrub rewrites
@@ -215,8 +218,7 @@ def _make(owner: Any, upload_id: uuid.UUID, key: str, head: bytes, size: int, na
     """
     probe = validate_image(head, size)
     if settings.STRIP_ORIGINAL_METADATA:
-        data = head if size <= len(head) else head + _read(key, len(head), size - len(head))[0]
-        prepared = prepare(owner, data)
+        prepared = prepare(owner, head)  # the whole object: the size check above refused a longer one
         put = _copy_from(key, prepared.probe.mime) if not prepared.scrubbed else _put(prepared)
         return store_original(owner, prepared.probe, name, len(prepared.data), put=put, image_id=upload_id)
     quotas.check_storage(owner, size)
