@@ -53,9 +53,13 @@ def generated_photos(count: int) -> list[tuple[str, bytes]]:
     return out
 
 
-def corpus_photos(folder: Path | None, count: int) -> list[tuple[str, bytes]]:
+def corpus_photos(folder: Path | None, count: int, min_bytes: int = 0) -> list[tuple[str, bytes]]:
     if folder is not None and folder.is_dir():
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        files = sorted(
+            p
+            for p in folder.iterdir()
+            if p.suffix.lower() in (".jpg", ".jpeg", ".png") and p.stat().st_size >= min_bytes
+        )
         if files:
             return [(p.name, p.read_bytes()) for p in (files * (count // len(files) + 1))[:count]]
     return (generated_photos(min(count, 8)) * (count // 8 + 1))[:count]
@@ -153,9 +157,10 @@ def main():
     parser.add_argument("--n", type=int, default=20, help="uploads per path (default 20)")
     parser.add_argument("--corpus", type=Path, default=Path("../shared/corpus"))
     parser.add_argument("--only", choices=["copy", "scrub"], help="one configuration only")
+    parser.add_argument("--min-mb", type=float, default=0, help="only the corpus files of at least this size")
     args = parser.parse_args()
 
-    photos = corpus_photos(args.corpus, args.n)
+    photos = corpus_photos(args.corpus, args.n, int(args.min_mb * 1e6))
     mb = sum(len(d) for _, d in photos) / len(photos) / 1e6
     source = args.corpus if args.corpus.is_dir() else "generated images"
     print(f"{len(photos)} photos per path from {source}, {mb:.1f} MB on average; web CPU = gunicorn master + workers")
