@@ -9,6 +9,7 @@ caller. Refusals are ``errors`` kinds, never HTTP.
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -20,7 +21,7 @@ from thumbnails import engine
 
 from . import quotas
 from .errors import Conflict, Unavailable, from_engine
-from .models import Image, Rendition
+from .models import Analysis, Image, Rendition
 from .storage import STORAGE_ERRORS
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,9 @@ def retry_image(image: Image) -> Image:
     """Queue a failed image again; the original was kept for this.
 
     1. Refuse (Conflict) unless the image failed in a way a retry can cure.
-    2. Back to pending, and queue the resize task once that is committed.
+    2. Back to pending, and queue the resize task once that is committed;
+       the analysis too when it has no result (it failed, or its message was
+       lost with the resize's), on its own queue.
     3. If the queue cannot be reached, put the failure back and report it
        Unavailable: the image never sits "pending" with no message behind it.
     """
@@ -120,6 +123,7 @@ def retry_image(image: Image) -> Image:
         raise Conflict(
             "not_retryable", f"{image.failure_reason or image.failure_code} Trying again would fail the same way."
         )
+    from thumbnails.analysis import enqueue as enqueue_analysis
     from thumbnails.tasks import make_renditions
 
     failed = {"status": image.status, "failure_code": image.failure_code, "failure_reason": image.failure_reason}
@@ -131,6 +135,8 @@ def retry_image(image: Image) -> Image:
             )
             if claimed:  # two clicks at once queue it once
                 make_renditions.delay_on_commit(str(image.id))
+                if not Analysis.objects.filter(image=image, status=Analysis.Status.DONE).exists():
+                    transaction.on_commit(partial(enqueue_analysis, str(image.id)))
     except Exception as exc:
         log.warning("queue unavailable for retry of %s: %s", image.id, exc)
         Image.objects.filter(pk=image.pk, status=Image.Status.PENDING).update(**failed, updated_at=timezone.now())

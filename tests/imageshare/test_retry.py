@@ -105,3 +105,36 @@ def test_the_image_page_does_not_offer_try_again_when_it_cannot_help(owner_clien
     fail(image_id, "corrupt_image", "The image data is corrupt.")
     page = owner_client.get(f"/images/{image_id}")
     assert b"The image data is corrupt." in page.content and b"Try again" not in page.content
+
+
+def analysis_queued_ids(aws):
+    """The image ids on the analysis queue (kombu creates it on the first send in unit tests)."""
+    from django.conf import settings
+
+    url = aws["sqs"].get_queue_url(QueueName=settings.SQS_ANALYSIS_QUEUE_NAME)["QueueUrl"]
+    ids = []
+    for _ in range(20):
+        batch = aws["sqs"].receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        if not batch.get("Messages"):
+            break
+        for m in batch["Messages"]:
+            ids.append(image_id_of(m["Body"]))
+            aws["sqs"].delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return ids
+
+
+@pytest.mark.django_db(transaction=True)  # the enqueue runs on a real commit
+def test_a_retry_queues_the_analysis_again_when_it_has_no_result(owner_client, queue):
+    from imageshare.images.models import Analysis
+
+    first = upload(owner_client)
+    second = upload(owner_client)
+    analysis_queued_ids(queue)  # the uploads' own analysis messages: out of the way
+    Analysis.objects.create(image_id=second, status=Analysis.Status.DONE, num_faces=0)
+    for image_id in (first, second):
+        fail(image_id, "processing_crashed")
+        resp = owner_client.post(f"/api/v1/images/{image_id}/retry", HTTP_ACCEPT="application/json")
+        assert resp.status_code == 202, resp.content
+
+    # The one without a result is analysed again; the one already analysed is not.
+    assert analysis_queued_ids(queue) == [first]
