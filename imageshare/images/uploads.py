@@ -5,6 +5,8 @@ The doors: the browser form (``POST /`` from a page), the JSON API
 endpoints (``POST /`` for JSON clients, ``POST /api/upload``). Each door only
 picks the file (or URL) out of its request and renders the outcome; the
 rules (limits, validation, storing, queueing, undoing) are here, once.
+The direct upload's finalize (``direct``), whose file is in S3 already,
+uses the same pieces: ``validate_image``, ``prepare`` and ``store_original``.
 
 Belongs here: the upload limits and checks, reading the bytes, storing the
 original and queueing its renditions. Refusals are ``errors`` kinds; the
