@@ -52,6 +52,13 @@ def aws():
             visibility_timeout=settings.SQS_VISIBILITY_TIMEOUT,
             max_receive_count=settings.SQS_MAX_RECEIVE_COUNT,
         )
+        analysis_url, _ = ensure_queues(
+            sqs,
+            settings.SQS_ANALYSIS_QUEUE_NAME,
+            settings.SQS_DEAD_LETTER_QUEUE_NAME,
+            visibility_timeout=settings.SQS_VISIBILITY_TIMEOUT,
+            max_receive_count=settings.SQS_MAX_RECEIVE_COUNT,
+        )
         yield {
             "s3": s3,
             "sqs": sqs,
@@ -59,13 +66,14 @@ def aws():
             "queue_url": queue_url,
             "dlq_url": dlq_url,
             "extras_url": extras_url,
+            "analysis_url": analysis_url,
         }
 
 
 @pytest.fixture
 def queue(aws):
     """The work queues, emptied before the test (PurgeQueue is rate-limited to once a minute)."""
-    for url in (aws["queue_url"], aws["extras_url"]):
+    for url in (aws["queue_url"], aws["extras_url"], aws["analysis_url"]):
         for _ in range(100):
             batch = aws["sqs"].receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
             if not batch.get("Messages"):

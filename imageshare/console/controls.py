@@ -141,8 +141,10 @@ def redrive_dead_letters(user, sqs=None) -> Outcome:
     sqs = sqs or _sqs()
     work = _url(sqs, settings.SQS_QUEUE_URL, settings.SQS_QUEUE_NAME)
     extras = _url(sqs, settings.SQS_EXTRAS_QUEUE_URL, settings.SQS_EXTRAS_QUEUE_NAME)
+    analysis = _url(sqs, settings.SQS_ANALYSIS_QUEUE_URL, settings.SQS_ANALYSIS_QUEUE_NAME)
     dlq = _url(sqs, settings.SQS_DEAD_LETTER_QUEUE_URL, settings.SQS_DEAD_LETTER_QUEUE_NAME)
-    moved = redrive(sqs, dlq, {settings.SQS_EXTRAS_QUEUE_NAME: extras}, work)
+    targets = {settings.SQS_EXTRAS_QUEUE_NAME: extras, settings.SQS_ANALYSIS_QUEUE_NAME: analysis}
+    moved = redrive(sqs, dlq, targets, work)
     audit(user, "redrive", f"{moved} dead-lettered message(s) moved back to the work queues")
     cap = REDRIVE_BATCHES * 10
     more = f" (at most {cap} per click: click again for the rest)" if moved >= cap else ""

@@ -32,15 +32,17 @@ def _counts(url: str) -> dict[str, int]:
 
 
 def queue_depth() -> dict:
-    """Visible, in-flight and delayed messages of the work queue and its dead-letter queue.
+    """Visible, in-flight and delayed messages of the work queues (resize, extras, analysis) and the dead-letter queue.
 
     Raises botocore errors when SQS cannot be reached; callers decide what to show.
     """
     work = settings.SQS_QUEUE_URL or _queue_url(settings.SQS_QUEUE_NAME)
     extras = settings.SQS_EXTRAS_QUEUE_URL or _queue_url(settings.SQS_EXTRAS_QUEUE_NAME)
+    analysis = settings.SQS_ANALYSIS_QUEUE_URL or _queue_url(settings.SQS_ANALYSIS_QUEUE_NAME)
     dead = settings.SQS_DEAD_LETTER_QUEUE_URL or _queue_url(settings.SQS_DEAD_LETTER_QUEUE_NAME)
     return {
         "work": {"name": settings.SQS_QUEUE_NAME, **_counts(work)},
         "extras": {"name": settings.SQS_EXTRAS_QUEUE_NAME, **_counts(extras)},
+        "analysis": {"name": settings.SQS_ANALYSIS_QUEUE_NAME, **_counts(analysis)},
         "dead_letter": {"name": settings.SQS_DEAD_LETTER_QUEUE_NAME, **_counts(dead)},
     }

@@ -115,7 +115,7 @@ class _Collector:
             g = GaugeMetricFamily(
                 "imageshare_sqs_messages", "Messages in the SQS queues by state", labels=["queue", "state"]
             )
-            for label in ("work", "extras", "dead_letter"):
+            for label in ("work", "extras", "analysis", "dead_letter"):
                 for state in ("visible", "in_flight", "delayed"):
                     g.add_metric([label, state], depth[label][state])
             yield g

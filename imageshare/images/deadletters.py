@@ -20,6 +20,8 @@ from .models import Image
 
 log = logging.getLogger(__name__)
 
+ANALYSIS_TASK = "thumbnails.analysis.analyse_image"
+
 
 def image_id_of(body: str) -> str | None:
     """The image id in a Celery message as kombu puts it on SQS (base64 JSON envelopes)."""
@@ -31,8 +33,24 @@ def image_id_of(body: str) -> str | None:
         return None
 
 
+def task_of(body: str) -> str | None:
+    """The Celery task name in a message as kombu puts it on SQS; None if unreadable."""
+    try:
+        return str(json.loads(base64.b64decode(body))["headers"]["task"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _fail_analysis(image_id: str) -> None:
+    """An analysis that kept killing its worker: recorded failed; the image's thumbnails are not touched."""
+    from thumbnails.analysis import _record_failure
+
+    _record_failure(image_id, f"Analysis stopped {settings.SQS_MAX_RECEIVE_COUNT} times without finishing.")
+
+
 def sweep(sqs, dlq_url: str, max_batches: int = 10) -> int:
-    """Mark the images of dead-lettered messages failed; return how many images changed."""
+    """Mark the images of dead-lettered resize messages failed (an analysis message fails only
+    the analysis, which shares the dead-letter queue); return how many images changed."""
     changed = 0
     for _ in range(max_batches):  # bounded: a few hundred messages per call at most
         batch = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
@@ -40,7 +58,9 @@ def sweep(sqs, dlq_url: str, max_batches: int = 10) -> int:
             break
         for message in batch:
             image_id = image_id_of(message["Body"])
-            if image_id:
+            if image_id and task_of(message["Body"]) == ANALYSIS_TASK:
+                _fail_analysis(image_id)
+            elif image_id:
                 changed += Image.objects.filter(pk=image_id, status=Image.Status.PENDING).update(
                     status=Image.Status.FAILED,
                     failure_code="processing_crashed",

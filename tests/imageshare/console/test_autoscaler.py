@@ -116,3 +116,26 @@ def test_images_whose_message_died_in_the_dead_letter_queue_are_marked_failed(
     image = Image.objects.get(pk=image_id)
     assert image.status == "failed" and image.failure_code == "processing_crashed"
     assert not sqs.receive_message(QueueUrl=queue["dlq_url"]).get("Messages")
+
+
+def test_a_dead_lettered_analysis_fails_the_analysis_not_the_image(
+    group, queue, owner_client, django_capture_on_commit_callbacks
+):
+    """The analysis shares the dead-letter queue: its message gone there says "analysis failed", thumbnails go on."""
+    from imageshare.console.duties import dead_letter_sweep
+    from imageshare.images.models import Analysis, Image
+    from tests.conftest import upload_file
+
+    with django_capture_on_commit_callbacks(execute=True):
+        resp = owner_client.post("/api/v1/images", {"image": upload_file()}, HTTP_ACCEPT="application/json")
+    image_id = resp.json()["id"]
+    sqs = queue["sqs"]
+    (message,) = sqs.receive_message(QueueUrl=queue["analysis_url"], MaxNumberOfMessages=10)["Messages"]
+    sqs.send_message(QueueUrl=queue["dlq_url"], MessageBody=message["Body"])
+    sqs.delete_message(QueueUrl=queue["analysis_url"], ReceiptHandle=message["ReceiptHandle"])
+
+    dead_letter_sweep(sqs)
+    assert Image.objects.get(pk=image_id).status == "pending"  # its resize message is still queued
+    analysis = Analysis.objects.get(image_id=image_id)
+    assert analysis.status == "failed" and "without finishing" in analysis.error
+    assert not sqs.receive_message(QueueUrl=queue["dlq_url"]).get("Messages")

@@ -168,18 +168,21 @@ def test_redrive_moves_dead_letters_back_to_the_queue_each_came_from(
     with django_capture_on_commit_callbacks(execute=True):
         owner_client.post("/api/v1/images", {"image": upload_file()}, HTTP_ACCEPT="application/json")
     (work_body,) = _drain(sqs, queue["queue_url"])
+    (analysis_body,) = _drain(sqs, queue["analysis_url"])
     assert routing_key_of(work_body) == settings.SQS_QUEUE_NAME
+    assert routing_key_of(analysis_body) == settings.SQS_ANALYSIS_QUEUE_NAME
     extras_body = _with_routing_key(work_body, settings.SQS_EXTRAS_QUEUE_NAME)
-    for body in (work_body, extras_body, "not a celery message"):
+    for body in (work_body, extras_body, analysis_body, "not a celery message"):
         sqs.send_message(QueueUrl=queue["dlq_url"], MessageBody=body)
 
     page = staff_client.post("/ops/redrive-dead-letters", follow=True).content.decode()
-    assert "Moved 3 message(s)" in page
+    assert "Moved 4 message(s)" in page
     assert _drain(sqs, queue["dlq_url"]) == []
     assert sorted(_drain(sqs, queue["queue_url"])) == sorted([work_body, "not a celery message"])
     assert _drain(sqs, queue["extras_url"]) == [extras_body]
+    assert _drain(sqs, queue["analysis_url"]) == [analysis_body]
     entry = AuditEntry.objects.get(action="redrive")
-    assert entry.username == "staffer" and entry.detail.startswith("3 ")
+    assert entry.username == "staffer" and entry.detail.startswith("4 ")
 
 
 # --- all application data --------------------------------------------------------------
