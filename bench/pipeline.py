@@ -41,7 +41,7 @@ import tempfile
 import time
 from pathlib import Path
 
-STAGES = ("receive", "db_start", "get", "decode", "resize_encode", "puts", "db", "task")
+STAGES = ("receive", "db_start", "get", "decode", "resize_encode", "puts", "db", "task", "engine_cpu", "task_cpu")
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp"}
 MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
 
@@ -102,6 +102,8 @@ def stage_table(summary: dict[str, tuple[float, float, int]], ack: tuple[float, 
         "puts": "puts (PutObject, concurrent)",
         "db": "DB at end (one transaction)",
         "task": "task wall, start to end",
+        "engine_cpu": "engine CPU (in the task)",
+        "task_cpu": "task CPU, start to end",
     }
     rows = [f"  {'stage':<44}{'p50 ms':>9}{'p95 ms':>9}{'n':>5}"]
     for stage, (p50, p95, count) in summary.items():
@@ -120,11 +122,11 @@ def _load(paths: list[str]) -> None:
         _PHOTOS[p] = Path(p).read_bytes()
 
 
-def _render(path: str) -> float:
+def _render(path: str) -> tuple[float, float]:
     from imageshare import settings as s
     from thumbnails import engine
 
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     engine.render(
         _PHOTOS[path],
         engine.STANDARD_SPECS,
@@ -132,11 +134,11 @@ def _render(path: str) -> float:
         jpeg_quality=s.JPEG_QUALITY,
         extra_formats=s.EXTRA_FORMATS,
     )
-    return (time.perf_counter() - t) * 1000
+    return (time.perf_counter() - t) * 1000, (time.process_time() - c) * 1000
 
 
-def engine_alone(jobs: list[Path], procs: int) -> tuple[float, list[float]]:
-    """Images/s of P engine processes on the jobs (bytes in memory), and each render's wall ms."""
+def engine_alone(jobs: list[Path], procs: int) -> tuple[float, list[tuple[float, float]]]:
+    """Images/s of P engine processes on the jobs (bytes in memory), and each render's (wall, CPU) ms."""
     unique = sorted({str(p) for p in jobs})
     ctx = mp.get_context("spawn")
     with ctx.Pool(procs, initializer=_load, initargs=(unique,)) as pool:
@@ -198,6 +200,10 @@ def pipeline(jobs: list[Path], concurrency: int, prefetch: int, events: bool) ->
     os.environ.update(env)  # the stack passes its environment to its children
     with local_stack(autoscale=False, events=events, concurrency=concurrency) as (stack, s):
         stack.stop_process("worker1")
+        # Uploads also queue an image analysis (faces: thumbnails/analysis.py) for a worker of its
+        # own; it is not the resize pipeline, and on two cores it would take the CPU measured here.
+        for name in [n for n in stack.procs if n.startswith("worker") and n != "worker1"]:
+            stack.stop_process(name)
         ids = []
         for p in jobs:
             r = s.post(
@@ -214,7 +220,9 @@ def pipeline(jobs: list[Path], concurrency: int, prefetch: int, events: bool) ->
         stack.add_worker(1)
         ready = time.time()
         worker = stack.procs["worker1"].pid
-        w_before = _cpu(_tree(worker))
+        w_before = _cpu([worker])
+        pool = _tree(worker)[1:]
+        p_before = _cpu(pool)
         deadline = time.monotonic() + 600
         log = stack.log_path("worker1")
         while time.monotonic() < deadline:
@@ -227,7 +235,8 @@ def pipeline(jobs: list[Path], concurrency: int, prefetch: int, events: bool) ->
         end = time.time()
         cpu = {
             "moto": _cpu([moto]) - before["moto"],
-            "worker (main + pool)": _cpu(_tree(worker)) - w_before,
+            "worker main process": _cpu([worker]) - w_before,
+            "worker pool processes": _cpu(pool) - p_before,
             **{n: _cpu(_tree(pid)) - before[n] for n, pid in others.items()},
         }
         statuses = s.get(f"{stack.web_url}/api/v1/images?status=ready&limit=1", timeout=10).json()["count"]
@@ -309,10 +318,20 @@ def main(argv=None) -> int:
         print(row)
     task_ms = statistics.mean(r["task"] for r in records)
     engine_in_task = statistics.mean(r["decode"] + r["resize_encode"] for r in records)
-    alone_ms = statistics.mean(walls + walls2)
+    alone_ms = statistics.mean(w for w, _ in walls + walls2)
+    alone_cpu = statistics.mean(c for _, c in walls + walls2)
+    pipe_cpu = sum(run["cpu"].values()) / len(records) * 1000
+    engine_cpu = statistics.mean(r.get("engine_cpu", 0) for r in records)
+    task_cpu = statistics.mean(r.get("task_cpu", 0) for r in records)
+    pool_cpu = run["cpu"].get("worker pool processes", 0) / len(records) * 1000
     print(
         f"engine share of the task's wall: {engine_in_task / task_ms:.2f} (mean engine {engine_in_task:.0f} ms "
         f"of mean task {task_ms:.0f} ms); engine alone mean {alone_ms:.0f} ms per image"
+    )
+    idle = (concurrency * drain - sum(r["task"] for r in records) / 1000) / len(records) * 1000
+    print(
+        f"pool time outside the task: {idle:.0f} ms per image ({concurrency} processes x {drain:.1f} s, less the "
+        f"task walls): waiting for a message (receive, dispatch) and for the last ones to finish"
     )
     print(f"CPU during the drain ({drain:.1f} s wall, {cores} cores = {drain * cores:.1f} CPU s):")
     for name, secs in run["cpu"].items():
@@ -320,6 +339,14 @@ def main(argv=None) -> int:
             f"  {name:<22}{secs:>7.2f} CPU s = {secs / drain:>5.0%} of one core, "
             f"{secs / (drain * cores):>4.0%} of the machine"
         )
+    print(
+        f"CPU per image: engine alone {alone_cpu:.0f} ms; pipeline {pipe_cpu:.0f} ms (moto + worker + web over the "
+        f"drain / N): CPU ratio {alone_cpu / pipe_cpu:.2f} (the throughput ratio's ceiling when CPU-bound)"
+    )
+    print(
+        f"pool CPU per image {pool_cpu:.0f} ms = engine {engine_cpu:.0f} + rest of the task {task_cpu - engine_cpu:.0f}"
+        f" + outside the task (Celery, DB reconnect) {pool_cpu - task_cpu:.0f}"
+    )
     print(ratio_line(pipe_rate, engine_rate))
     return 0
 
