@@ -224,7 +224,7 @@ class PresignRequestSerializer(serializers.Serializer):
         min_value=1,
         max_value=settings.MAX_UPLOAD_BYTES,
         required=False,
-        help_text="The file's length in bytes: over the limit, 413 before anything is sent.",
+        help_text="The file's length in bytes: over the limit (max_bytes), 400 before anything is sent.",
     )
 
 
@@ -249,7 +249,7 @@ PRESIGNED_SCHEMA = inline_serializer(
 class DirectUploadView(UploadThrottleMixin, APIView):
     """POST /api/v1/uploads: a presigned S3 POST for one file (docs/uploads.md)."""
 
-    parser_classes = [JSONParser, FormParser, MultiPartParser]
+    parser_classes = [JSONParser]  # JSON only: a form body has no type to refuse
     permission_classes = [ModeAccess]
     anonymous_methods = ("POST",)
 
@@ -259,9 +259,7 @@ class DirectUploadView(UploadThrottleMixin, APIView):
         responses={201: PRESIGNED_SCHEMA, **{code: ERROR_SCHEMA for code in (400, 401, 413, 429, 503)}},
     )
     def post(self, request):
-        data = request.data if hasattr(request.data, "get") else {}
-        direct.check_declared_size(data.get("size"))  # 413, as the multipart doors answer a file over the limit
-        body = PresignRequestSerializer(data=data)
+        body = PresignRequestSerializer(data=request.data)  # a JSON list or string: 400
         body.is_valid(raise_exception=True)
         presigned = direct.presign(request.user, **body.validated_data)
         finalize = reverse("api-upload-finalize", args=[presigned.upload_id])
@@ -282,7 +280,7 @@ class DirectUploadView(UploadThrottleMixin, APIView):
 class FinalizeView(UploadThrottleMixin, APIView):
     """POST /api/v1/uploads/<upload id>/finalize: the file is in S3; make the image."""
 
-    parser_classes = [JSONParser, FormParser, MultiPartParser]
+    parser_classes = [JSONParser]  # JSON only: a form body has no type to refuse
     permission_classes = [ModeAccess]
     anonymous_methods = ("POST",)
 
@@ -296,7 +294,7 @@ class FinalizeView(UploadThrottleMixin, APIView):
         },
     )
     def post(self, request, upload_id):
-        body = FinalizeRequestSerializer(data=request.data if hasattr(request.data, "get") else {})
+        body = FinalizeRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         image, created = direct.finalize(
             request.user, direct.parse_upload_id(upload_id), body.validated_data.get("name", "")

@@ -85,15 +85,6 @@ def incoming_key(owner: Any, upload_id: uuid.UUID) -> str:
     return f"{INCOMING_PREFIX}{owner_segment(owner)}/{upload_id}"
 
 
-def check_declared_size(size: object) -> None:
-    """Refuse a declared file length over MAX_UPLOAD_BYTES (413); anything not a number is the serializer's."""
-    try:
-        declared = int(size)
-    except (TypeError, ValueError):
-        return
-    check_size(declared)
-
-
 def presign(owner: Any, *, content_type: str | None = None, size: int | None = None) -> Presigned:
     """A presigned POST for a new upload of ``owner``'s (after the backlog and, when sent, size checks)."""
     if size is not None:

@@ -112,7 +112,10 @@ def fetch(url: str) -> tuple[bytes, str]:
         raise BadInput("bad_url", f"'url' must be a string of at most {MAX_URL_LENGTH} characters.")
     deadline = time.monotonic() + settings.REMOTE_FETCH_DEADLINE
     for _ in range(settings.REMOTE_FETCH_MAX_REDIRECTS + 1):
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError as exc:  # e.g. "http://[" (an unclosed IPv6 bracket)
+            raise BadInput("bad_url", f"The URL cannot be read: {exc}.") from exc
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise BadInput("bad_url", "Only http and https URLs with a host are accepted.")
         if parts.username or parts.password:

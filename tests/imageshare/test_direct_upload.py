@@ -66,9 +66,12 @@ def _policy(body):
 
 
 def test_presign_refuses_a_declared_size_over_the_limit_and_a_type_not_an_image(owner_client, queue, settings):
-    too_big = {"size": settings.MAX_UPLOAD_BYTES + 1}
+    too_big = {"size": settings.MAX_UPLOAD_BYTES + 1}  # over the schema's maximum: a bad request
     resp = owner_client.post("/api/v1/uploads", too_big, content_type="application/json")
-    error(resp, 413, "too_large")
+    error(resp, 400, "invalid")
+    assert str(settings.MAX_UPLOAD_BYTES) in resp.json()["error"]["message"]
+    settings.MAX_UPLOAD_BYTES = 5000  # a limit lowered below the schema's: the upload limit's own answer
+    error(owner_client.post("/api/v1/uploads", {"size": 5001}, content_type="application/json"), 413, "too_large")
     resp = owner_client.post("/api/v1/uploads", {"content_type": "text/html"}, content_type="application/json")
     error(resp, 400, "invalid")
 
@@ -115,7 +118,7 @@ def test_another_users_upload_is_not_found_and_left_alone(owner_client, other_us
 def test_finalize_before_the_file_is_sent_says_so(owner_client, queue):
     body = presign(owner_client)
     error(finalize(owner_client, body), 404, "no_such_upload")
-    error(owner_client.post("/api/v1/uploads/not-a-uuid/finalize"), 404, "no_such_upload")
+    error(owner_client.post("/api/v1/uploads/not-a-uuid/finalize", {}, "application/json"), 404, "no_such_upload")
 
 
 def test_an_object_over_the_limit_is_refused_and_removed(owner_client, queue, settings):
@@ -231,3 +234,21 @@ def test_rendition_cache_control_follows_the_mode(settings):
     assert rendition_cache_control() == "public, max-age=31536000, immutable"
     settings.IMAGESHARE_MODE = "private"
     assert rendition_cache_control() == settings.AWS_S3_OBJECT_PARAMETERS["CacheControl"]
+
+
+@pytest.mark.parametrize("body", ['"a string"', "[1, 2]", "3"])
+def test_a_body_that_is_not_an_object_is_a_bad_request(owner_client, queue, body):
+    error(owner_client.post("/api/v1/uploads", body, content_type="application/json"), 400, "invalid")
+    error(owner_client.post("/api/v1/uploads/x/finalize", body, content_type="application/json"), 400, "invalid")
+
+
+def test_presign_and_finalize_read_json_only(owner_client, queue):
+    error(owner_client.post("/api/v1/uploads", {"size": "12"}), 415, "unsupported_media_type")
+    error(owner_client.post("/api/v1/uploads/x/finalize", {"name": "a"}), 415, "unsupported_media_type")
+    assert owner_client.generic("POST", "/api/v1/uploads").status_code == 201  # no body at all: no fields
+
+
+def test_a_url_upload_with_an_unclosed_ipv6_bracket_is_a_bad_request(owner_client, queue):
+    """Found by schemathesis once the direct-upload operations moved its seed: 500 before."""
+    resp = owner_client.post("/api/v1/images", {"url": "http://[::1/x.jpg"}, content_type="application/json")
+    error(resp, 400, "bad_url")
