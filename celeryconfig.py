@@ -59,15 +59,16 @@ task_soft_time_limit = max(1, _s.TASK_TIME_LIMIT - 10)
 # The queue hides a received message for a short time only (a killed worker's
 # messages return within it); the worker's Consumer extends the messages it
 # holds while it holds them (ops/worker/heartbeat.py). A message is extended
-# for at most max_hold: longer than any real hold (a wait for a pool slot, a
-# retry countdown of up to a minute, the run), so a wedged worker cannot
-# hide one for ever.
+# for at most max_hold: longer than any real hold (a wait for a pool slot
+# behind the prefetched messages, a retry countdown of up to a minute, the
+# run), so a wedged worker cannot hide one for ever.
 imageshare_visibility_heartbeat = {
     "endpoint_url": _s.AWS_ENDPOINT_URL,
     "region": _s.AWS_REGION,
     "visibility_timeout": _s.SQS_VISIBILITY_TIMEOUT,
     "interval": _s.SQS_VISIBILITY_HEARTBEAT_SECONDS,
-    "max_hold": 2 * _s.TASK_TIME_LIMIT + 120,
+    # A prefetched message may wait for every message ahead of it in its pool process: one run each.
+    "max_hold": (_s.WORKER_PREFETCH_MULTIPLIER + 1) * _s.TASK_TIME_LIMIT + 120,
 }
 
 # SQS has no broadcast, so remote control (pidbox) cannot work on it; with
