@@ -252,3 +252,17 @@ def test_a_url_upload_with_an_unclosed_ipv6_bracket_is_a_bad_request(owner_clien
     """Found by schemathesis once the direct-upload operations moved its seed: 500 before."""
     resp = owner_client.post("/api/v1/images", {"url": "http://[::1/x.jpg"}, content_type="application/json")
     error(resp, 400, "bad_url")
+
+
+def test_the_pages_may_connect_to_the_bucket_and_nowhere_else(owner_client, settings):
+    """The upload page's script POSTs to the bucket: connect-src names its endpoints (not the CDN)."""
+    policy = owner_client.get("/")["Content-Security-Policy"]
+    connect = next(d for d in policy.split(";") if d.strip().startswith("connect-src")).split()[1:]
+    assert connect[0] == "'self'"
+    assert f"https://{settings.S3_BUCKET}.s3.amazonaws.com" in connect
+    assert all(".amazonaws.com" in origin or origin.startswith("http://127.0.0.1") for origin in connect[1:])
+
+
+def test_the_upload_form_names_the_presign_endpoint_for_its_script(owner_client):
+    page = owner_client.get("/").content.decode()
+    assert 'data-presign="/api/v1/uploads"' in page and 'enctype="multipart/form-data"' in page  # the fallback
