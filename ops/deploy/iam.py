@@ -107,7 +107,13 @@ def web_policy(d: Deployment) -> dict:
                 "Sid": "StoreAndServeImages",
                 "Effect": "Allow",
                 "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
-                "Resource": [f"arn:aws:s3:::{b}/originals/*", f"arn:aws:s3:::{b}/renditions/*"],
+                # incoming/: direct uploads (the presigned POST is the web role's PutObject; finalize
+                # reads, copies and deletes the object).
+                "Resource": [
+                    f"arn:aws:s3:::{b}/originals/*",
+                    f"arn:aws:s3:::{b}/renditions/*",
+                    f"arn:aws:s3:::{b}/incoming/*",
+                ],
             },
             {
                 "Sid": "ListForDeletes",
