@@ -114,17 +114,21 @@ def _put_pool() -> ThreadPoolExecutor:
 
 
 def _put_all(s3: Any, objects: list[tuple[str, bytes, str]]) -> None:
-    """PutObject every (key, bytes, content type) at once, with the storage's cache and ACL parameters.
+    """PutObject every (key, bytes, content type) at once, with the storage's parameters (ACL) and a
+    rendition's Cache-Control (``links.rendition_cache_control``: a year, immutable, in open mode,
+    whose rendition URLs are versioned; the settings' value in private mode).
 
     Waits for all of them; the first failure is raised (transient ones as
     TransientStorageError) after the others have finished.
     """
+    from imageshare.images.links import rendition_cache_control
     from imageshare.images.storage import write_parameters
 
+    cache_control = rendition_cache_control()
+
     def put(key: str, body: bytes, content_type: str) -> None:
-        s3.put_object(
-            Bucket=settings.AWS_STORAGE_BUCKET_NAME, Key=key, Body=body, **write_parameters(key, content_type)
-        )
+        params = {**write_parameters(key, content_type), "CacheControl": cache_control}
+        s3.put_object(Bucket=settings.AWS_STORAGE_BUCKET_NAME, Key=key, Body=body, **params)
 
     if len(objects) == 1:
         with _storage_errors():

@@ -261,3 +261,15 @@ def test_the_worker_main_process_stamps_when_a_message_arrived():
 
 def test_the_s3_client_is_built_once_per_process(aws):
     assert s3_client() is s3_client()
+
+
+def test_open_mode_renditions_are_stored_immutable_private_mode_ones_private(aws, owner, settings):
+    image = stored_image(owner, make_image(800, 600))
+    make_renditions.run(str(image.id))
+    assert {s3_object(aws, r.key)["CacheControl"] for r in image.renditions.all()} == {"private, max-age=86400"}
+    settings.IMAGESHARE_MODE = "open"
+    other = stored_image(owner, make_image(800, 600))
+    make_renditions.run(str(other.id))
+    assert {s3_object(aws, r.key)["CacheControl"] for r in other.renditions.all()} == {
+        "public, max-age=31536000, immutable"
+    }
