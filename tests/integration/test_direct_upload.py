@@ -220,3 +220,32 @@ def test_the_upload_page_sends_the_file_to_s3_not_the_web_tier(stack, admin, tmp
     upload_id = to_web[1][0].split("/")[-2]
     image = admin.get(f"{base}/api/v1/images/{upload_id}", timeout=10)
     assert image.json()["bytes"] == photo.stat().st_size and image.json()["status"] == "ready"
+
+
+# --- open mode: anonymous direct uploads, versioned public rendition URLs ---------------------
+
+
+@pytest.mark.ownstack
+def test_open_mode_takes_an_anonymous_direct_upload_and_versions_its_public_urls(tmp_path_factory):
+    from tests.integration.conftest import own_stack
+
+    options = {"workers": 1, "autoscale": False, "extra_env": {"IMAGESHARE_MODE": "open"}}
+    with own_stack(tmp_path_factory, "direct-open", "direct-open-pass-1", **options) as stack:
+        anon = requests.Session()
+        anon.headers["Accept"] = "application/json"
+        anon.base = stack.web_url
+        presigned = presign(anon, content_type="image/jpeg")
+        assert presigned["key"].startswith("incoming/anonymous/")
+        require(send_to_s3(presigned, jpeg_bytes(900, 600)).ok, "POST to S3")
+        assert anon.post(presigned["finalize_url"], timeout=30).status_code == 202
+        ready = wait_until_not_pending(anon, presigned["upload_id"], timeout=90)
+        assert ready["status"] == "ready", ready
+        small = ready["urls"]["small"]
+        assert small == ready["renditions"]["small"]["url"]
+        assert small.startswith(stack.env["AWS_ENDPOINT_URL"]) and "?v=" in small  # public, versioned
+        bucket = stack.env.get("S3_BUCKET", "imageshare-media")
+        key = f"renditions/{presigned['upload_id']}/small"
+        assert small.split("?v=")[0] == f"{stack.env['AWS_ENDPOINT_URL']}/{bucket}/{key}"
+        # (The local bucket is private even in open mode, so the public URL itself answers 403 here.)
+        s3 = client("s3", endpoint_url=stack.env["AWS_ENDPOINT_URL"], region=stack.env["AWS_REGION"])
+        assert pixel_size(s3.get_object(Bucket=bucket, Key=key)["Body"].read()) == (100, 67)
