@@ -142,7 +142,8 @@ def finalize(owner: Any, upload_id: uuid.UUID, name: str = "") -> tuple[Image, b
     2. The backlog check (503 + Retry-After; the object stays, so the client
        may finalize again later).
     3. The object's start and length (one ranged GET): none there,
-       ``no_such_upload``.
+       ``no_such_upload`` (unless a concurrent finalize of the same upload
+       made the image and removed the object meanwhile: that image).
     4. Validate and store (``_make``); a refusal deletes the object.
     5. Delete the incoming object (its copy is the original now).
     """
@@ -155,13 +156,19 @@ def finalize(owner: Any, upload_id: uuid.UUID, name: str = "") -> tuple[Image, b
     key = incoming_key(owner, upload_id)
     # The scrub needs every byte: one GET of the whole object (bounded: one byte past the limit tells
     # an oversized one). Without it, the start is all the probe reads.
-    head, size = _read(key, 0, settings.MAX_UPLOAD_BYTES + 1 if settings.STRIP_ORIGINAL_METADATA else PROBE_BYTES)
+    try:
+        head, size = _read(key, 0, settings.MAX_UPLOAD_BYTES + 1 if settings.STRIP_ORIGINAL_METADATA else PROBE_BYTES)
+    except NotFound:
+        done = _made_for(owner, upload_id)  # a concurrent finalize made it and removed the object meanwhile
+        if done is None:
+            raise
+        return done, False
     try:
         image = _make(owner, upload_id, key, head, size, name)
     except IntegrityError:
         # Another finalize of the same upload committed first: answer its image.
-        done = Image.objects.filter(pk=upload_id).first()
-        if done is None or not _same_owner(done, owner):
+        done = _made_for(owner, upload_id)
+        if done is None:
             raise
         return done, False
     except ImageshareError as exc:
@@ -170,6 +177,11 @@ def finalize(owner: Any, upload_id: uuid.UUID, name: str = "") -> tuple[Image, b
         raise
     _delete(key)
     return image, True
+
+
+def _made_for(owner: Any, upload_id: uuid.UUID) -> Image | None:
+    done = Image.objects.filter(pk=upload_id).first()
+    return done if done is not None and _same_owner(done, owner) else None
 
 
 def _read(key: str, start: int, count: int) -> tuple[bytes, int]:
