@@ -266,3 +266,23 @@ def test_the_pages_may_connect_to_the_bucket_and_nowhere_else(owner_client, sett
 def test_the_upload_form_names_the_presign_endpoint_for_its_script(owner_client):
     page = owner_client.get("/").content.decode()
     assert 'data-presign="/api/v1/uploads"' in page and 'enctype="multipart/form-data"' in page  # the fallback
+
+
+def test_a_finalize_racing_another_answers_the_image_the_other_made(owner_client, owner, queue, monkeypatch):
+    """The other finalize makes the image and removes the object between this one's check and its read."""
+    import uuid
+
+    from imageshare.images import direct
+
+    body = presign(owner_client)
+    put(queue, body["key"], make_image())
+    real_read = direct._read
+
+    def read_after_the_other_finalized(key, start, count):
+        monkeypatch.setattr(direct, "_read", real_read)
+        direct.finalize(owner, uuid.UUID(body["upload_id"]))  # the other request, to the end
+        return real_read(key, start, count)  # the object is gone now
+
+    monkeypatch.setattr(direct, "_read", read_after_the_other_finalized)
+    image, created = direct.finalize(owner, uuid.UUID(body["upload_id"]))
+    assert str(image.id) == body["upload_id"] and created is False
