@@ -19,12 +19,10 @@ from typing import Any
 from celery import shared_task
 from celery.contrib.django.task import DjangoTask
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import transaction
 
 from thumbnails import engine, processors
-from thumbnails.tasks import TRANSIENT_ERRORS, _storage_errors
+from thumbnails.tasks import TRANSIENT_ERRORS, fetch_original, put_all
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +95,7 @@ def analyse_image(self: AnalysisTask, image_id: str) -> dict[str, Any]:
        the "annotated" rendition and the Analysis row.
     """
     from imageshare.images.models import Analysis, Image, Rendition
-    from imageshare.images.storage import rendition_key
+    from imageshare.images.storage import rendition_key, s3_client
 
     started = time.perf_counter()
     image = Image.objects.filter(pk=image_id).first()
@@ -106,10 +104,9 @@ def analyse_image(self: AnalysisTask, image_id: str) -> dict[str, Any]:
     if Analysis.objects.filter(image_id=image_id, status=Analysis.Status.DONE).exists():
         return {"image": image_id, "skipped": "done"}
 
-    try:
-        with _storage_errors(), default_storage.open(image.original_key, "rb") as fh:
-            data = fh.read()
-    except FileNotFoundError:
+    s3 = s3_client()
+    data = fetch_original(s3, image.original_key)
+    if data is None:
         _record_failure(image_id, "The original file is gone from storage.")
         return {"image": image_id, "failed": "original_missing"}
     fetched = time.perf_counter()
@@ -126,10 +123,7 @@ def analyse_image(self: AnalysisTask, image_id: str) -> dict[str, Any]:
     annotated = annotate(decoded.rgb, found["faces"], settings.JPEG_QUALITY)
     height, width = decoded.rgb.shape[:2]
     key = rendition_key(image.id, ANNOTATED, "", main=True)
-    blob = ContentFile(annotated)
-    blob.content_type = "image/jpeg"
-    with _storage_errors():
-        default_storage.save(key, blob)
+    put_all(s3, [(key, annotated, "image/jpeg")])  # with a rendition's Cache-Control, as the resize task
     # The boxes as the original's (upright) pixels, which is what the API promises.
     faces = [{"box": [round(v * decoded.scale) for v in f["box"]], "masked": f["masked"]} for f in found["faces"]]
     timings = {
@@ -139,7 +133,7 @@ def analyse_image(self: AnalysisTask, image_id: str) -> dict[str, Any]:
     }
     with transaction.atomic():
         if not Image.objects.select_for_update().filter(pk=image_id).exists():
-            default_storage.delete(key)
+            s3.delete_object(Bucket=settings.AWS_STORAGE_BUCKET_NAME, Key=key)
             return {"image": image_id, "skipped": "deleted"}
         Rendition.objects.update_or_create(
             image=image,

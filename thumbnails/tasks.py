@@ -104,6 +104,18 @@ def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
+def fetch_original(s3: Any, key: str) -> bytes | None:
+    """The original's bytes: one GetObject, its body read once into memory (the engine decodes from
+    bytes); None when the object is gone. Transient errors raise TransientStorageError."""
+    try:
+        with _storage_errors():
+            return s3.get_object(Bucket=settings.AWS_STORAGE_BUCKET_NAME, Key=key)["Body"].read()
+    except ClientError as exc:
+        if _error_code(exc) not in ("NoSuchKey", "404"):
+            raise
+        return None
+
+
 def _put_pool() -> ThreadPoolExecutor:
     global _pool
     pid = os.getpid()
@@ -113,7 +125,7 @@ def _put_pool() -> ThreadPoolExecutor:
         return _pool[1]
 
 
-def _put_all(s3: Any, objects: list[tuple[str, bytes, str]]) -> None:
+def put_all(s3: Any, objects: list[tuple[str, bytes, str]]) -> None:
     """PutObject every (key, bytes, content type) at once, with the storage's parameters (ACL) and a
     rendition's Cache-Control (``links.rendition_cache_control``: a year, immutable, in open mode,
     whose rendition URLs are versioned; the settings' value in private mode).
@@ -205,12 +217,8 @@ def make_renditions(self: ResizeTask, image_id: str, specs: list[dict[str, Any]]
 
     t = time.perf_counter()
     s3 = s3_client()
-    try:
-        with _storage_errors():
-            data = s3.get_object(Bucket=settings.AWS_STORAGE_BUCKET_NAME, Key=image.original_key)["Body"].read()
-    except ClientError as exc:
-        if _error_code(exc) not in ("NoSuchKey", "404"):
-            raise
+    data = fetch_original(s3, image.original_key)
+    if data is None:
         # Nothing a retry can cure (moto restarted, the bucket emptied by hand): say so plainly.
         _mark_failed(image_id, "original_missing", "The original file is gone from storage; upload it again.")
         return {"image": image_id, "failed": "original_missing"}
@@ -256,7 +264,7 @@ def make_renditions(self: ResizeTask, image_id: str, specs: list[dict[str, Any]]
             )
         )
     t = time.perf_counter()
-    _put_all(s3, [(row.key, r.data, r.content_type) for row, r in zip(rows, result.renditions, strict=True)])
+    put_all(s3, [(row.key, r.data, r.content_type) for row, r in zip(rows, result.renditions, strict=True)])
     stages["puts"] = _ms(t)
 
     t = time.perf_counter()

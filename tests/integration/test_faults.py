@@ -176,9 +176,11 @@ def assert_ready_and_complete(stack: Stack, bodies: dict[str, dict]) -> None:
     s3 = direct_s3(stack)
     for image_id, body in bodies.items():
         assert body["status"] == "ready", body
-        assert set(body["renditions"]) == STANDARD, body["renditions"]
+        # The faces' annotated copy comes from the analysis queue, on its own time: not a resize.
+        assert set(body["renditions"]) - {"annotated"} == STANDARD, body["renditions"]
         listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"renditions/{image_id}/").get("Contents", [])
-        assert sorted(o["Key"] for o in listed) == sorted(f"renditions/{image_id}/{n}" for n in STANDARD), listed
+        keys = sorted(o["Key"] for o in listed if not o["Key"].endswith("/annotated"))
+        assert keys == sorted(f"renditions/{image_id}/{n}" for n in STANDARD), listed
 
 
 # --- the database (what the API does not show) -------------------------------------
