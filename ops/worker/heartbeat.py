@@ -49,9 +49,10 @@ Why this and not something Celery or kombu offer:
   thread-safe) with short timeouts, so a slow SQS never blocks the loop and
   a slow call cannot outlast the margin (timeout minus interval, 30 s).
 
-``max_hold`` bounds how long one message is extended (by default two task
-time limits plus two minutes, longer than any legitimate hold: a wait for a
-pool slot, a retry countdown, the run itself). A main process that is alive
+``max_hold`` bounds how long one message is extended (by default the
+prefetch multiplier plus one task time limits, plus two minutes: longer than
+any legitimate hold: a wait for a pool slot behind prefetched messages, a
+retry countdown, the run itself; celeryconfig.py). A main process that is alive
 but wedged, and never acknowledges, cannot hide a message for ever.
 """
 
