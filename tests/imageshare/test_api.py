@@ -23,8 +23,8 @@ def post_image(client, data, name="photo.jpg", mime="image/jpeg", **extra):
     )
 
 
-def queued_messages(aws):
-    resp = aws["sqs"].receive_message(QueueUrl=aws["queue_url"], MaxNumberOfMessages=10, WaitTimeSeconds=0)
+def queued_messages(aws, queue="queue_url"):
+    resp = aws["sqs"].receive_message(QueueUrl=aws[queue], MaxNumberOfMessages=10, WaitTimeSeconds=0)
     return resp.get("Messages", [])
 
 
@@ -35,15 +35,17 @@ def test_an_upload_is_stored_recorded_and_queued_after_commit(owner_client, queu
     body = resp.json()
     assert body["status"] == "pending"
     assert set(body["urls"]) >= {"original", "small", "medium", "large"}
-    assert len(callbacks) == 1  # the enqueue waited for the commit
+    assert len(callbacks) == 2  # both enqueues (resize, analysis) waited for the commit
 
     image = Image.objects.get(pk=body["id"])
     assert (image.width, image.height, image.content_type) == (1200, 800, "image/jpeg")
     assert default_storage.exists(image.original_key)
 
     (message,) = queued_messages(queue)
-    assert body["id"] in message["Body"] or body["id"] in _decoded(message["Body"])
-    assert len(message["Body"]) < 4096  # ids only, never image bytes
+    (analysis,) = queued_messages(queue, "analysis_url")
+    for m in (message, analysis):
+        assert body["id"] in _decoded(m["Body"])
+        assert len(m["Body"]) < 4096  # ids only, never image bytes
 
 
 def _decoded(body: str) -> str:
