@@ -21,7 +21,7 @@ def is_open() -> bool:
 
 def visible_images(user):
     """Images ``user`` may see: their own in private mode, any in open mode."""
-    qs = Image.objects.prefetch_related("renditions")
+    qs = Image.objects.select_related("analysis").prefetch_related("renditions")
     if is_open():
         return qs
     if not user.is_authenticated:

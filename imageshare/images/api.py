@@ -186,7 +186,7 @@ class ImageListView(UploadThrottleMixin, APIView):
     def get(self, request):
         if not request.user.is_authenticated:
             raise exceptions.NotAuthenticated()
-        qs = Image.objects.filter(owner=request.user).prefetch_related("renditions")
+        qs = Image.objects.filter(owner=request.user).select_related("analysis").prefetch_related("renditions")
         wanted = request.query_params.get("status")
         if wanted is not None:  # present but empty is as wrong as any other value outside the enum
             if wanted not in Image.Status.values:

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Sum
 
+from thumbnails.analysis import ANNOTATED
 from thumbnails.engine import STANDARD_SPECS
 
 from .errors import BadInput, RateLimited, TooLarge
@@ -75,8 +76,9 @@ def check_extra_size(image: Image, name: str, width: int, height: int) -> None:
     allowed = settings.CUSTOM_SIZES_ALLOWED
     if allowed and f"{width}x{height}" not in allowed:
         raise BadInput("size_not_allowed", f"The sizes on this site are {', '.join(sorted(allowed))}.")
-    standard = {spec.name for spec in STANDARD_SPECS}
-    stored = image.renditions.exclude(name__in=standard).exclude(name__contains=".").values_list("name", flat=True)
+    # Not extra sizes: the standard set, and the faces' annotated copy (thumbnails/analysis.py).
+    not_extra = {spec.name for spec in STANDARD_SPECS} | {ANNOTATED}
+    stored = image.renditions.exclude(name__in=not_extra).exclude(name__contains=".").values_list("name", flat=True)
     _, pending = _pending(image)
     queued = {k.split("/", 1)[1] for k in pending if k.startswith(f"{image.id}/")}
     if len(set(stored) | queued | {name}) > settings.MAX_CUSTOM_SIZES_PER_IMAGE:

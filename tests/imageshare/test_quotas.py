@@ -54,6 +54,26 @@ def test_extra_sizes_per_image_are_capped(owner_client, queue, settings):
     assert ask(owner_client, image_id, 999, 100).json()["error"]["code"] == "too_many_sizes"
 
 
+def test_the_faces_annotated_copy_is_not_one_of_the_extra_sizes(owner_client, queue, settings):
+    from imageshare.images.models import Rendition
+
+    settings.MAX_CUSTOM_SIZES_PER_IMAGE = 2
+    settings.MAX_CUSTOM_SIZES_IN_FLIGHT = 100
+    image_id = uploaded(owner_client)
+    Rendition.objects.create(
+        image_id=image_id,
+        name="annotated",
+        format="JPEG",
+        key=f"renditions/{image_id}/annotated",
+        content_type="image/jpeg",
+        width=100,
+        height=100,
+        byte_size=1000,
+    )  # what the analysis worker stores
+    statuses = [ask(owner_client, image_id, 100 + i, 100).status_code for i in range(3)]
+    assert statuses == [202, 202, 429]
+
+
 def test_one_accounts_extra_sizes_in_flight_are_capped(owner_client, queue, settings):
     settings.MAX_CUSTOM_SIZES_PER_IMAGE = 100
     settings.MAX_CUSTOM_SIZES_IN_FLIGHT = 4
