@@ -39,8 +39,11 @@ def file_url(image: Image, name: str, request=None) -> str:
 
 
 # Open mode's renditions are cached for a year and never revalidated: their URLs
-# carry a version that changes whenever the rendition is made again.
-IMMUTABLE = "public, max-age=31536000, immutable"
+# carry a version that changes whenever the rendition is made again. Shared
+# caches (the CDN) keep them a day only (s-maxage): a deleted or taken-down
+# image leaves the CDN within a day without an invalidation per delete; browsers
+# keep the year.
+IMMUTABLE = "public, max-age=31536000, s-maxage=86400, immutable"
 
 
 def rendition_cache_control() -> str:

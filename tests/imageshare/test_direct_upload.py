@@ -231,7 +231,7 @@ def test_rendition_cache_control_follows_the_mode(settings):
     from imageshare.images.links import rendition_cache_control
 
     settings.IMAGESHARE_MODE = "open"
-    assert rendition_cache_control() == "public, max-age=31536000, immutable"
+    assert rendition_cache_control() == "public, max-age=31536000, s-maxage=86400, immutable"
     settings.IMAGESHARE_MODE = "private"
     assert rendition_cache_control() == settings.AWS_S3_OBJECT_PARAMETERS["CacheControl"]
 

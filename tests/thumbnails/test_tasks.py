@@ -271,5 +271,5 @@ def test_open_mode_renditions_are_stored_immutable_private_mode_ones_private(aws
     other = stored_image(owner, make_image(800, 600))
     make_renditions.run(str(other.id))
     assert {s3_object(aws, r.key)["CacheControl"] for r in other.renditions.all()} == {
-        "public, max-age=31536000, immutable"
+        "public, max-age=31536000, s-maxage=86400, immutable"
     }
