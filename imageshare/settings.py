@@ -36,7 +36,7 @@ def envbool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use true/false)")
 
 
-def envint(name: str, default: int, *, minimum: int | None = None) -> int:
+def envint(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
@@ -46,6 +46,8 @@ def envint(name: str, default: int, *, minimum: int | None = None) -> int:
         raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from None
     if minimum is not None and value < minimum:
         raise ImproperlyConfigured(f"{name}={value} is below the minimum {minimum}")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name}={value} is above the maximum {maximum}")
     return value
 
 
@@ -323,9 +325,16 @@ SQS_EXTRAS_QUEUE_URL = envstr("SQS_EXTRAS_QUEUE_URL", "") or None
 # worker of its own, so a slow model never holds back anyone's thumbnails.
 SQS_ANALYSIS_QUEUE_NAME = envstr("SQS_ANALYSIS_QUEUE_NAME", f"{SQS_QUEUE_NAME}-analysis")
 SQS_ANALYSIS_QUEUE_URL = envstr("SQS_ANALYSIS_QUEUE_URL", "") or None
+# With predefined queues kombu knows only the queues it is given: without the
+# analysis queue's URL every analysis would fail to queue (and only be logged).
+if PRODUCTION and SQS_QUEUE_URL and not SQS_ANALYSIS_QUEUE_URL:
+    raise ImproperlyConfigured(
+        "SQS_ANALYSIS_QUEUE_URL must be set beside SQS_QUEUE_URL (python -m ops.deploy sets both)."
+    )
 # POST /api/upload answers with the face counts: it waits up to this long for
 # the analysis worker's result (0: never waits), then answers with nulls.
-ANALYSIS_WAIT_SECONDS = envint("ANALYSIS_WAIT_SECONDS", 10, minimum=0)
+# At most 25 s: under gunicorn's and the load balancer's timeouts.
+ANALYSIS_WAIT_SECONDS = envint("ANALYSIS_WAIT_SECONDS", 10, minimum=0, maximum=25)
 # At most this many of a web process's threads wait so at once (gunicorn
 # gthread: 4 per process); an upload past it answers at once, counts null.
 ANALYSIS_WAITERS_PER_PROCESS = envint("ANALYSIS_WAITERS_PER_PROCESS", 2, minimum=0)
@@ -392,8 +401,10 @@ CUSTOM_SIZES_ALLOWED = frozenset(envlist("CUSTOM_SIZES_ALLOWED", ""))
 UPLOAD_BACKLOG_LIMIT = envint("UPLOAD_BACKLOG_LIMIT", 5000, minimum=1)
 UPLOAD_BACKLOG_RETRY_AFTER = envint("UPLOAD_BACKLOG_RETRY_AFTER_SECONDS", 30, minimum=1)
 # Direct uploads (imageshare/images/direct.py): how long a presigned S3 POST stays valid.
-# Short: the client POSTs the file straight away, then finalizes.
-DIRECT_UPLOAD_EXPIRES_SECONDS = envint("DIRECT_UPLOAD_EXPIRES_SECONDS", 600, minimum=30)
+# Short: the client POSTs the file straight away, then finalizes. At most an
+# hour: a presigned POST signed with an instance role's temporary credentials
+# dies with them anyway, and a long-lived one can be replayed for longer.
+DIRECT_UPLOAD_EXPIRES_SECONDS = envint("DIRECT_UPLOAD_EXPIRES_SECONDS", 600, minimum=30, maximum=3600)
 # Django's own in-memory limit follows ours, so larger bodies go to a temp file.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024

@@ -45,6 +45,7 @@ def as_deployed() -> dict[str, str]:
         "hosts": "example.com,www.example.com",
         "queue_url": sqs + cfg.queue,
         "extras_queue_url": sqs + cfg.extras_queue,
+        "analysis_queue_url": sqs + cfg.analysis_queue,
         "dead_letter_queue_url": sqs + cfg.dlq,
     }
     return app_settings(cfg, outputs)
@@ -77,3 +78,19 @@ def test_check_deploy_has_no_warnings_with_production_settings(settings_env, tmp
     reported = set(re.findall(r"\(([a-z_]+\.[CEWI]\d{3})\)", result.stdout + result.stderr))
     assert not reported & {"security.W004", "security.W008"}  # HSTS on, HTTPS redirect on
     assert reported <= set(ACCEPTED), result.stdout + result.stderr
+
+
+def test_production_refuses_predefined_queues_without_the_analysis_queue(tmp_path):
+    env = {**as_deployed(), "SQS_ANALYSIS_QUEUE_URL": ""}
+    result = check_deploy(env, tmp_path)
+    assert result.returncode != 0
+    assert "SQS_ANALYSIS_QUEUE_URL must be set" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [("ANALYSIS_WAIT_SECONDS", "60", "above the maximum 25"), ("DIRECT_UPLOAD_EXPIRES_SECONDS", "86400", "above")],
+)
+def test_a_setting_past_its_maximum_stops_start_up(tmp_path, name, value, said):
+    result = check_deploy({name: value}, tmp_path)
+    assert result.returncode != 0 and f"{name}={value}" in result.stderr and said in result.stderr
