@@ -38,14 +38,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import IntegrityError
 from django.utils import timezone
 
 from . import quotas
 from .errors import BadInput, ImageshareError, NotFound, Unavailable
 from .models import Image
-from .storage import STORAGE_ERRORS
+from .storage import STORAGE_ERRORS, s3_client, write_parameters
 from .uploads import Prepared, check_backlog, check_size, prepare, store_original, validate_image
 
 log = logging.getLogger(__name__)
@@ -66,11 +65,6 @@ class Presigned:
     url: str
     fields: dict[str, str]
     expires_at: dt.datetime
-
-
-def _client() -> Any:
-    """The S3 client django-storages configured (same endpoint, credentials and signature)."""
-    return default_storage.connection.meta.client
 
 
 def _bucket() -> str:
@@ -104,7 +98,7 @@ def presign(owner: Any, *, content_type: str | None = None, size: int | None = N
         conditions.append(["starts-with", "$Content-Type", "image/"])
     expires = settings.DIRECT_UPLOAD_EXPIRES_SECONDS
     try:
-        post = _client().generate_presigned_post(
+        post = s3_client().generate_presigned_post(
             Bucket=_bucket(), Key=key, Fields=fields, Conditions=conditions, ExpiresIn=expires
         )
     except STORAGE_ERRORS as exc:
@@ -190,7 +184,7 @@ def _read(key: str, start: int, count: int) -> tuple[bytes, int]:
     A ranged GET: the length comes from its Content-Range, so no HEAD is needed.
     """
     try:
-        answer = _client().get_object(Bucket=_bucket(), Key=key, Range=f"bytes={start}-{start + count - 1}")
+        answer = s3_client().get_object(Bucket=_bucket(), Key=key, Range=f"bytes={start}-{start + count - 1}")
         data: bytes = answer["Body"].read(count + 1)[:count]
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code")
@@ -228,22 +222,17 @@ def _make(owner: Any, upload_id: uuid.UUID, key: str, head: bytes, size: int, na
     return store_original(owner, probe, name, size, put=_copy_from(key, probe.mime), image_id=upload_id)
 
 
-def _object_headers(mime: str) -> dict[str, str]:
-    """What django-storages would set on an original it saved: its type, and the settings' Cache-Control."""
-    headers = {"ContentType": mime}
-    cache_control = settings.AWS_S3_OBJECT_PARAMETERS.get("CacheControl")
-    if cache_control:
-        headers["CacheControl"] = cache_control
-    return headers
-
-
 def _copy_from(key: str, mime: str) -> Callable[[str], None]:
     """Put the original by copying the incoming object inside S3 (with the type the probe found)."""
 
     def put(original: str) -> None:
         source = {"Bucket": _bucket(), "Key": key}
-        _client().copy_object(
-            Bucket=_bucket(), Key=original, CopySource=source, MetadataDirective="REPLACE", **_object_headers(mime)
+        s3_client().copy_object(
+            Bucket=_bucket(),
+            Key=original,
+            CopySource=source,
+            MetadataDirective="REPLACE",
+            **write_parameters(original, mime),
         )
 
     return put
@@ -253,13 +242,15 @@ def _put(prepared: Prepared) -> Callable[[str], None]:
     """Put the original from the scrubbed bytes."""
 
     def put(original: str) -> None:
-        _client().put_object(Bucket=_bucket(), Key=original, Body=prepared.data, **_object_headers(prepared.probe.mime))
+        s3_client().put_object(
+            Bucket=_bucket(), Key=original, Body=prepared.data, **write_parameters(original, prepared.probe.mime)
+        )
 
     return put
 
 
 def _delete(key: str) -> None:
     try:
-        _client().delete_object(Bucket=_bucket(), Key=key)
+        s3_client().delete_object(Bucket=_bucket(), Key=key)
     except STORAGE_ERRORS as exc:  # the production bucket's lifecycle rule expires incoming/ anyway
         log.warning("could not delete incoming object %s: %s", key, exc)

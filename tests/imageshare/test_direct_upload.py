@@ -286,3 +286,29 @@ def test_a_finalize_racing_another_answers_the_image_the_other_made(owner_client
     monkeypatch.setattr(direct, "_read", read_after_the_other_finalized)
     image, created = direct.finalize(owner, uuid.UUID(body["upload_id"]))
     assert str(image.id) == body["upload_id"] and created is False
+
+
+# --- finalize: what it writes, and the races it meets ---------------------------------------
+
+
+def _grantees(aws, key):
+    grants = aws["s3"].get_object_acl(Bucket=aws["bucket"], Key=key)["Grants"]
+    return {(g["Grantee"].get("URI", g["Grantee"].get("ID")), g["Permission"]) for g in grants}
+
+
+@pytest.mark.parametrize("scrub", [False, True])
+def test_the_original_gets_the_storage_write_parameters_acl_included(owner_client, queue, settings, monkeypatch, scrub):
+    """finalize writes the original as django-storages would (storage.write_parameters): AWS_DEFAULT_ACL too."""
+    from django.core.files.storage import default_storage
+
+    settings.STRIP_ORIGINAL_METADATA = scrub
+    assert default_storage.default_acl is None  # (builds the lazy storage: patch the real one)
+    monkeypatch.setattr(default_storage._wrapped, "default_acl", "public-read")
+    body = presign(owner_client)
+    put(queue, body["key"], camera_jpeg() if scrub else make_image())
+    assert finalize(owner_client, body).status_code == 202
+    original = f"originals/{body['upload_id']}"
+    assert ("http://acs.amazonaws.com/groups/global/AllUsers", "READ") in _grantees(queue, original)
+    head = queue["s3"].head_object(Bucket=queue["bucket"], Key=original)
+    assert head["CacheControl"] == settings.AWS_S3_OBJECT_PARAMETERS["CacheControl"]
+    assert head["ContentType"] == "image/jpeg"
