@@ -162,3 +162,21 @@ def upload_file(name="photo.jpg", data=None, mime="image/jpeg"):
     from tests.support.images import make_image
 
     return SimpleUploadedFile(name, data if data is not None else make_image(640, 480), content_type=mime)
+
+
+def stored_image(owner, data: bytes):
+    """An image row with ``data`` stored as its original in the fake bucket, as an upload leaves it."""
+    import io
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+    from PIL import Image as PILImage
+
+    from imageshare.images.models import Image
+
+    probe = PILImage.open(io.BytesIO(data))
+    image = Image(owner=owner, content_type="image/jpeg", width=probe.width, height=probe.height, byte_size=len(data))
+    image.original_key = f"originals/{image.id}"
+    default_storage.save(image.original_key, ContentFile(data))
+    image.save()
+    return image

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import transaction
 
 from thumbnails import engine, processors
-from thumbnails.tasks import TRANSIENT_ERRORS, fetch_original, put_all
+from thumbnails.tasks import DELIVERY_OPTIONS, fetch_original, put_all
 
 log = logging.getLogger(__name__)
 
@@ -71,18 +71,7 @@ def _processors() -> list[processors.Processor]:
     return [FaceProcessor()]
 
 
-@shared_task(
-    bind=True,
-    base=AnalysisTask,
-    name="thumbnails.analysis.analyse_image",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=TRANSIENT_ERRORS,
-    retry_backoff=2,
-    retry_backoff_max=60,
-    retry_jitter=True,
-    max_retries=5,
-)
+@shared_task(bind=True, base=AnalysisTask, name="thumbnails.analysis.analyse_image", **DELIVERY_OPTIONS)
 def analyse_image(self: AnalysisTask, image_id: str) -> dict[str, Any]:
     """Find the faces of one image (and who wears a mask), store the annotated copy and the result.
 

@@ -166,18 +166,20 @@ class ResizeTask(DjangoTask):
                 log.exception("could not mark image %s failed", image_id)
 
 
-@shared_task(
-    bind=True,
-    base=ResizeTask,
-    name="thumbnails.tasks.make_renditions",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=TRANSIENT_ERRORS,
-    retry_backoff=2,
-    retry_backoff_max=60,
-    retry_jitter=True,
-    max_retries=5,
-)
+# Every worker task: acknowledged after the work (a dead worker's message comes
+# back), retried only on the named transient errors, with backoff and jitter.
+DELIVERY_OPTIONS: dict[str, Any] = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": TRANSIENT_ERRORS,
+    "retry_backoff": 2,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 5,
+}
+
+
+@shared_task(bind=True, base=ResizeTask, name="thumbnails.tasks.make_renditions", **DELIVERY_OPTIONS)
 def make_renditions(self: ResizeTask, image_id: str, specs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Render the standard set (or ``specs``) of one image and store it.
 

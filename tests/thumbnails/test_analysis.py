@@ -15,6 +15,7 @@ from PIL import Image as PILImage
 from imageshare.images import seed
 from imageshare.images.models import Analysis, Image
 from imageshare.images.payloads import analysis_payload, face_counts
+from tests.conftest import stored_image
 from tests.support.images import make_image
 from thumbnails.analysis import analyse_image
 from thumbnails.processors import faces
@@ -29,15 +30,6 @@ def no_mask_classifier(monkeypatch):
 
 
 PORTRAIT = (Path(__file__).resolve().parents[1] / "support" / "portrait_grace_hopper.jpg").read_bytes()
-
-
-def stored_image(owner, data: bytes) -> Image:
-    probe = PILImage.open(io.BytesIO(data))
-    image = Image(owner=owner, content_type="image/jpeg", width=probe.width, height=probe.height, byte_size=len(data))
-    image.original_key = f"originals/{image.id}"
-    default_storage.save(image.original_key, ContentFile(data))
-    image.save()
-    return image
 
 
 def big_portrait() -> bytes:

@@ -13,19 +13,11 @@ from PIL import Image as PILImage
 
 from imageshare.images.models import Image
 from imageshare.images.storage import s3_client
+from tests.conftest import stored_image
 from tests.support.images import make_image
 from thumbnails.tasks import make_renditions
 
 pytestmark = pytest.mark.django_db
-
-
-def stored_image(owner, data: bytes) -> Image:
-    probe = PILImage.open(io.BytesIO(data))
-    image = Image(owner=owner, content_type="image/jpeg", width=probe.width, height=probe.height, byte_size=len(data))
-    image.original_key = f"originals/{image.id}"
-    default_storage.save(image.original_key, ContentFile(data))
-    image.save()
-    return image
 
 
 def s3_object(aws, key):
