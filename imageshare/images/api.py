@@ -290,7 +290,7 @@ class FinalizeView(UploadThrottleMixin, APIView):
         responses={
             200: OpenApiResponse(IMAGE_SCHEMA, description="Finalized before: the same image"),
             202: OpenApiResponse(IMAGE_SCHEMA, description="The image, pending its renditions"),
-            **{code: ERROR_SCHEMA for code in (400, 401, 404, 413, 415, 429, 503)},
+            **{code: ERROR_SCHEMA for code in (400, 401, 404, 409, 413, 415, 429, 503)},
         },
     )
     def post(self, request, upload_id):

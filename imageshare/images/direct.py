@@ -42,7 +42,7 @@ from django.db import IntegrityError
 from django.utils import timezone
 
 from . import quotas
-from .errors import BadInput, ImageshareError, NotFound, Unavailable
+from .errors import BadInput, Conflict, ImageshareError, NotFound, Unavailable
 from .models import Image
 from .storage import STORAGE_ERRORS, s3_client, write_parameters
 from .uploads import Prepared, check_backlog, check_size, prepare, store_original, validate_image
@@ -151,14 +151,14 @@ def finalize(owner: Any, upload_id: uuid.UUID, name: str = "") -> tuple[Image, b
     # The scrub needs every byte: one GET of the whole object (bounded: one byte past the limit tells
     # an oversized one). Without it, the start is all the probe reads.
     try:
-        head, size = _read(key, 0, settings.MAX_UPLOAD_BYTES + 1 if settings.STRIP_ORIGINAL_METADATA else PROBE_BYTES)
+        read = _read(key, 0, settings.MAX_UPLOAD_BYTES + 1 if settings.STRIP_ORIGINAL_METADATA else PROBE_BYTES)
     except NotFound:
         done = _made_for(owner, upload_id)  # a concurrent finalize made it and removed the object meanwhile
         if done is None:
             raise
         return done, False
     try:
-        image = _make(owner, upload_id, key, head, size, name)
+        image = _make(owner, upload_id, key, read, name)
     except IntegrityError:
         # Another finalize of the same upload committed first: answer its image.
         done = _made_for(owner, upload_id)
@@ -178,10 +178,21 @@ def _made_for(owner: Any, upload_id: uuid.UUID) -> Image | None:
     return done if done is not None and _same_owner(done, owner) else None
 
 
-def _read(key: str, start: int, count: int) -> tuple[bytes, int]:
-    """``count`` bytes of the object from ``start`` (fewer at its end), and the object's whole length.
+@dataclass(frozen=True)
+class Read:
+    """What one GET of the incoming object answered: its first bytes, its whole length, its ETag."""
+
+    data: bytes
+    size: int
+    etag: str
+
+
+def _read(key: str, start: int, count: int) -> Read:
+    """``count`` bytes of the object from ``start`` (fewer at its end), the object's whole length and ETag.
 
     A ranged GET: the length comes from its Content-Range, so no HEAD is needed.
+    The ETag names the version read: the copy to ``originals/`` is made only
+    of that version (``_copy_from``), so the object validated is the object stored.
     """
     try:
         answer = s3_client().get_object(Bucket=_bucket(), Key=key, Range=f"bytes={start}-{start + count - 1}")
@@ -191,55 +202,82 @@ def _read(key: str, start: int, count: int) -> tuple[bytes, int]:
         if code in ("NoSuchKey", "404", "NotFound"):
             raise _no_such_upload() from None
         if code == "InvalidRange" and start == 0:  # an empty object has no byte 0
-            return b"", 0
+            return Read(b"", 0, "")
         raise Unavailable.storage() from exc
     except STORAGE_ERRORS as exc:
         raise Unavailable.storage() from exc
     content_range = answer.get("ContentRange") or ""  # "bytes 0-262143/2251799"
     total = int(content_range.rsplit("/", 1)[1]) if "/" in content_range else int(answer["ContentLength"])
-    return data, total
+    return Read(data, total, answer.get("ETag") or "")
 
 
-def _make(owner: Any, upload_id: uuid.UUID, key: str, head: bytes, size: int, name: str) -> Image:
+def _upload_changed() -> Conflict:
+    return Conflict(
+        "upload_changed",
+        "The uploaded file changed while it was being finalized; it was removed. "
+        "Start again: presign, upload the file once, then finalize.",
+    )
+
+
+def _make(owner: Any, upload_id: uuid.UUID, key: str, read: Read, name: str) -> Image:
     """Validate the object as the multipart doors validate a file, then store it as the original.
 
-    ``head`` is the object's start (PROBE_BYTES at most; all of it, up to one
-    byte past the limit, when the scrub is on), ``size`` its length.
+    ``read.data`` is the object's start (PROBE_BYTES at most; all of it, up
+    to one byte past the limit, when the scrub is on), ``read.size`` its length.
     The size and the header (format, pixels) are checked first: an oversized
     object or one that is not an image is refused without reading the rest.
     With the metadata scrub on, the whole object is read (the scrub rewrites
-    its bytes): ``uploads.prepare``, exactly the multipart path; the scrubbed
-    bytes are written as the original, or the object copied in S3 when the
-    scrub changed nothing. Without it nothing more is read: the quota, and
-    S3 copies the object; the bytes stay out of the web tier.
+    its bytes): ``uploads.prepare``, exactly the multipart path; the bytes in
+    memory (scrubbed or not) are written as the original, never read again.
+    Without it nothing more is read: the quota, and S3 copies the object, on
+    condition that it is still the version read (its ETag); the bytes stay
+    out of the web tier.
     """
-    probe = validate_image(head, size)
+    probe = validate_image(read.data, read.size)
     if settings.STRIP_ORIGINAL_METADATA:
-        prepared = prepare(owner, head)  # the whole object: the size check above refused a longer one
-        put = _copy_from(key, prepared.probe.mime) if not prepared.scrubbed else _put(prepared)
-        return store_original(owner, prepared.probe, name, len(prepared.data), put=put, image_id=upload_id)
-    quotas.check_storage(owner, size)
-    return store_original(owner, probe, name, size, put=_copy_from(key, probe.mime), image_id=upload_id)
+        prepared = prepare(owner, read.data)  # the whole object: the size check above refused a longer one
+        return store_original(owner, prepared.probe, name, len(prepared.data), put=_put(prepared), image_id=upload_id)
+    quotas.check_storage(owner, read.size)
+    put = _copy_from(key, probe.mime, read.etag)
+    return store_original(owner, probe, name, read.size, put=put, image_id=upload_id)
 
 
-def _copy_from(key: str, mime: str) -> Callable[[str], None]:
-    """Put the original by copying the incoming object inside S3 (with the type the probe found)."""
+def _copy_from(key: str, mime: str, etag: str) -> Callable[[str], None]:
+    """Put the original by copying the incoming object inside S3 (with the type the probe found).
+
+    Only the version finalize read and validated (``etag``): a presigned POST
+    may be used again until it expires, so the object may have been replaced
+    since. S3 refuses the copy then (``CopySourceIfMatch``: PreconditionFailed);
+    moto ignores that condition, so the copy's own ETag is compared as well
+    (an object sent by a POST is one part: its copy has the same ETag under
+    no or SSE-S3 encryption, the bucket's). Either way the copy is removed
+    and the finalize refused (``upload_changed``).
+    """
 
     def put(original: str) -> None:
         source = {"Bucket": _bucket(), "Key": key}
-        s3_client().copy_object(
-            Bucket=_bucket(),
-            Key=original,
-            CopySource=source,
-            MetadataDirective="REPLACE",
-            **write_parameters(original, mime),
-        )
+        try:
+            answer = s3_client().copy_object(
+                Bucket=_bucket(),
+                Key=original,
+                CopySource=source,
+                CopySourceIfMatch=etag,
+                MetadataDirective="REPLACE",
+                **write_parameters(original, mime),
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+                raise _upload_changed() from None
+            raise
+        if answer.get("CopyObjectResult", {}).get("ETag") != etag:
+            _delete(original)
+            raise _upload_changed()
 
     return put
 
 
 def _put(prepared: Prepared) -> Callable[[str], None]:
-    """Put the original from the scrubbed bytes."""
+    """Put the original from the bytes finalize read, validated and scrubbed (the object is not read again)."""
 
     def put(original: str) -> None:
         s3_client().put_object(

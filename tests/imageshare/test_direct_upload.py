@@ -312,3 +312,61 @@ def test_the_original_gets_the_storage_write_parameters_acl_included(owner_clien
     head = queue["s3"].head_object(Bucket=queue["bucket"], Key=original)
     assert head["CacheControl"] == settings.AWS_S3_OBJECT_PARAMETERS["CacheControl"]
     assert head["ContentType"] == "image/jpeg"
+
+
+def _swap_after_read(monkeypatch, aws, key, replacement):
+    """A client POSTs again with the same presigned form once finalize has read (and will validate) the object."""
+    from imageshare.images import direct
+
+    real_read = direct._read
+
+    def read_then_swap(*args):
+        answer = real_read(*args)
+        put(aws, key, replacement, "image/jpeg")
+        return answer
+
+    monkeypatch.setattr(direct, "_read", read_then_swap)
+
+
+def test_an_object_replaced_after_validation_is_not_stored(owner_client, queue, monkeypatch):
+    body = presign(owner_client)
+    put(queue, body["key"], make_image())
+    html = b"<html>" + b"x" * 1024 * 1024 + b"</html>"
+    _swap_after_read(monkeypatch, queue, body["key"], html)
+    error(finalize(owner_client, body), 409, "upload_changed")
+    assert not exists(queue, f"originals/{body['upload_id']}") and not exists(queue, body["key"])
+    assert not Image.objects.exists()
+
+
+def test_a_copy_refused_by_s3s_if_match_condition_is_upload_changed(owner_client, queue, monkeypatch):
+    """Real S3 enforces CopySourceIfMatch (moto does not): its PreconditionFailed is the same answer."""
+    from botocore.exceptions import ClientError
+
+    from imageshare.images.storage import s3_client
+
+    body = presign(owner_client)
+    put(queue, body["key"], make_image())
+    client = s3_client()
+    asked = {}
+
+    def copy_object(**kwargs):
+        asked.update(kwargs)
+        raise ClientError({"Error": {"Code": "PreconditionFailed", "Message": "At least one..."}}, "CopyObject")
+
+    monkeypatch.setattr(client, "copy_object", copy_object)
+    etag = queue["s3"].head_object(Bucket=queue["bucket"], Key=body["key"])["ETag"]
+    error(finalize(owner_client, body), 409, "upload_changed")
+    assert asked["CopySourceIfMatch"] == etag
+    assert not exists(queue, body["key"]) and not Image.objects.exists()
+
+
+def test_the_scrub_stores_the_bytes_it_validated_not_the_object_there_later(owner_client, queue, settings, monkeypatch):
+    settings.STRIP_ORIGINAL_METADATA = True
+    body = presign(owner_client)
+    photo = make_image(320, 240)  # nothing to scrub: the bytes are stored as they are
+    put(queue, body["key"], photo)
+    _swap_after_read(monkeypatch, queue, body["key"], b"<html>" + b"x" * 100_000)
+    resp = finalize(owner_client, body)
+    assert resp.status_code == 202, resp.content
+    stored = queue["s3"].get_object(Bucket=queue["bucket"], Key=f"originals/{body['upload_id']}")["Body"].read()
+    assert stored == photo and resp.json()["bytes"] == len(photo)
