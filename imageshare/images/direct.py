@@ -138,7 +138,9 @@ def finalize(owner: Any, upload_id: uuid.UUID, name: str = "") -> tuple[Image, b
     3. The object's start and length (one ranged GET): none there,
        ``no_such_upload`` (unless a concurrent finalize of the same upload
        made the image and removed the object meanwhile: that image).
-    4. Validate and store (``_make``); a refusal deletes the object.
+    4. Validate and store (``_make``); a refusal deletes the object. Any
+       refusal (the object gone before the copy, say) answers the image a
+       concurrent finalize of the same upload made meanwhile, if there is one.
     5. Delete the incoming object (its copy is the original now).
     """
     done = Image.objects.filter(pk=upload_id).first()
@@ -168,7 +170,12 @@ def finalize(owner: Any, upload_id: uuid.UUID, name: str = "") -> tuple[Image, b
     except ImageshareError as exc:
         if not isinstance(exc, Unavailable):
             _delete(key)  # refused for good: the object must not linger
-        raise
+        # A concurrent finalize of the same upload may have made the image meanwhile, e.g. removed
+        # the object between this one's read and its copy (no_such_upload): answer that image.
+        done = _made_for(owner, upload_id)
+        if done is None:
+            raise
+        return done, False
     _delete(key)
     return image, True
 
@@ -266,8 +273,11 @@ def _copy_from(key: str, mime: str, etag: str) -> Callable[[str], None]:
                 **write_parameters(original, mime),
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("PreconditionFailed", "412"):
                 raise _upload_changed() from None
+            if code in ("NoSuchKey", "404", "NotFound"):  # gone since the read: finalize looks for the image
+                raise _no_such_upload() from None
             raise
         if answer.get("CopyObjectResult", {}).get("ETag") != etag:
             _delete(original)

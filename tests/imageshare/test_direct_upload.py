@@ -370,3 +370,28 @@ def test_the_scrub_stores_the_bytes_it_validated_not_the_object_there_later(owne
     assert resp.status_code == 202, resp.content
     stored = queue["s3"].get_object(Bucket=queue["bucket"], Key=f"originals/{body['upload_id']}")["Body"].read()
     assert stored == photo and resp.json()["bytes"] == len(photo)
+
+
+def test_a_finalize_whose_object_goes_before_its_copy_answers_the_image_the_other_made(
+    owner_client, owner, queue, monkeypatch
+):
+    """The other finalize makes the image and removes the object between this one's read and its copy: 200, not 503."""
+    import uuid
+
+    from imageshare.images import direct
+
+    body = presign(owner_client)
+    put(queue, body["key"], make_image())
+    real_read = direct._read
+
+    def read_then_the_other_finalizes(*args):
+        answer = real_read(*args)
+        monkeypatch.setattr(direct, "_read", real_read)
+        direct.finalize(owner, uuid.UUID(body["upload_id"]))  # the other request, to the end
+        return answer
+
+    monkeypatch.setattr(direct, "_read", read_then_the_other_finalizes)
+    resp = finalize(owner_client, body)
+    assert resp.status_code == 200, resp.content
+    assert resp.json()["id"] == body["upload_id"]
+    assert exists(queue, f"originals/{body['upload_id']}") and Image.objects.filter(pk=body["upload_id"]).count() == 1
