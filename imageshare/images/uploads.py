@@ -33,7 +33,7 @@ from django.utils import timezone
 from thumbnails import engine
 
 from . import metadata, quotas, remote
-from .errors import BadInput, Overloaded, TooLarge, Unavailable, from_engine
+from .errors import BadInput, Conflict, Overloaded, TooLarge, Unavailable, from_engine
 from .models import Image
 from .storage import STORAGE_ERRORS, original_key
 
@@ -227,9 +227,14 @@ def store_original(
        unless the caller brings one: the direct upload's id).
     2. Record the image and queue the resize task once the row is committed,
        so a worker never looks for a row that is not there yet.
-    3. If the queue cannot be reached, undo steps 1-2 and report it
-       Unavailable (503): the user is told to retry, and nothing is left
-       half-stored.
+    3. Undo only what this call made. The id taken by a committed row (a
+       second finalize of one direct upload, the caller's id): that image
+       and its original are left alone, and IntegrityError tells the caller
+       to answer it. The owner gone meanwhile (the row's foreign key refused
+       at commit): the original is removed, 409 ``account_gone``. The queue
+       (or the database) unreachable: the row this call inserted and the
+       original are removed, Unavailable (503): the user is told to retry,
+       and nothing is left half-stored.
     """
     from thumbnails.analysis import enqueue as enqueue_analysis
     from thumbnails.tasks import make_renditions
@@ -250,22 +255,36 @@ def store_original(
     except STORAGE_ERRORS as exc:
         log.warning("storage unavailable for upload %s: %s", image.id, exc)
         raise Unavailable.storage() from exc
+    inserted = False  # this call's INSERT went through (the row, if there is one, is this call's)
     try:
         with transaction.atomic():
             image.enqueued_at = timezone.now()
             image.save(force_insert=True)
+            inserted = True
             make_renditions.delay_on_commit(str(image.id))
             # Faces and masks, on the analysis queue; its failure to queue only logs.
             transaction.on_commit(partial(enqueue_analysis, str(image.id)))
-    except IntegrityError:
-        raise  # the id exists already (a second finalize of one direct upload): the caller answers it
     except Exception as exc:
-        # The commit happened before the callback ran; undo what we can.
+        if not inserted and Image.objects.filter(pk=image.pk).exists():
+            # The id is another call's committed image (a second finalize of one direct upload, whose
+            # put wrote the same validated bytes): leave it and its original; the caller answers it.
+            if isinstance(exc, IntegrityError):
+                raise
+            raise IntegrityError(f"image {image.id} exists already") from exc
+        _remove_original(image.original_key)
+        if isinstance(exc, IntegrityError):  # the insert refused at commit: the owner was deleted meanwhile
+            log.warning("upload %s refused by the database: %s", image.id, exc)
+            raise Conflict("account_gone", "This account was deleted during the upload; nothing was stored.") from exc
+        # The commit happened before the callback ran (or failed itself): undo the row too.
         log.warning("queue unavailable for upload %s: %s", image.id, exc)
-        Image.objects.filter(pk=image.pk).delete()
-        try:
-            default_storage.delete(image.original_key)
-        except STORAGE_ERRORS:
-            log.exception("could not remove original %s", image.original_key)
+        if inserted:
+            Image.objects.filter(pk=image.pk).delete()
         raise Unavailable.queue() from exc
     return image
+
+
+def _remove_original(key: str) -> None:
+    try:
+        default_storage.delete(key)
+    except STORAGE_ERRORS:
+        log.exception("could not remove original %s", key)

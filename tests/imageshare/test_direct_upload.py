@@ -395,3 +395,86 @@ def test_a_finalize_whose_object_goes_before_its_copy_answers_the_image_the_othe
     assert resp.status_code == 200, resp.content
     assert resp.json()["id"] == body["upload_id"]
     assert exists(queue, f"originals/{body['upload_id']}") and Image.objects.filter(pk=body["upload_id"]).count() == 1
+
+
+def test_a_second_finalize_failing_in_the_database_leaves_the_first_ones_image(owner_client, owner, queue, monkeypatch):
+    """The second finalize's insert fails (not an IntegrityError: the database busy, say) while the first's row is
+    committed: its undo must not remove the first one's image or original; it answers that image."""
+    import uuid
+
+    from django.db import OperationalError
+
+    from imageshare.images import direct
+
+    body = presign(owner_client)
+    data = make_image()
+    put(queue, body["key"], data)
+    real_read = direct._read
+
+    def read_then_the_other_finalizes(*args):
+        answer = real_read(*args)
+        monkeypatch.setattr(direct, "_read", real_read)
+        direct.finalize(owner, uuid.UUID(body["upload_id"]))  # the first, to the end: its image, the object gone
+        put(queue, body["key"], data)  # the client POSTs the same file again with the same form
+
+        def busy(*args, **kwargs):
+            raise OperationalError("database is locked")
+
+        monkeypatch.setattr(Image, "save", busy)
+        return answer
+
+    monkeypatch.setattr(direct, "_read", read_then_the_other_finalizes)
+    resp = finalize(owner_client, body)
+    assert resp.status_code == 200, resp.content
+    assert Image.objects.filter(pk=body["upload_id"]).count() == 1
+    stored = queue["s3"].get_object(Bucket=queue["bucket"], Key=f"originals/{body['upload_id']}")["Body"].read()
+    assert stored == data
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_whose_account_goes_meanwhile_is_a_clean_error_without_an_original(client, owner, queue, monkeypatch):
+    """The owner is deleted between the put and the commit: the row's foreign key refuses it at commit."""
+    from imageshare.images import uploads
+
+    client.force_login(owner)
+    real_put_bytes = uploads._put_bytes
+    written = []
+
+    def put_then_the_account_goes(prepared):
+        real = real_put_bytes(prepared)
+
+        def put(key):
+            real(key)
+            written.append(key)
+            type(owner).objects.filter(pk=owner.pk).delete()
+
+        return put
+
+    monkeypatch.setattr(uploads, "_put_bytes", put_then_the_account_goes)
+    from tests.conftest import upload_file
+
+    resp = client.post("/api/v1/images", {"image": upload_file()}, HTTP_ACCEPT="application/json")
+    error(resp, 409, "account_gone")
+    assert written and not exists(queue, written[0]) and not Image.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_finalize_whose_account_goes_meanwhile_is_a_clean_error_without_an_original(
+    client, owner, queue, monkeypatch
+):
+    from imageshare.images import direct
+
+    client.force_login(owner)
+    body = presign(client)
+    put(queue, body["key"], make_image())
+    real_read = direct._read
+
+    def read_then_the_account_goes(*args):
+        answer = real_read(*args)
+        type(owner).objects.filter(pk=owner.pk).delete()
+        return answer
+
+    monkeypatch.setattr(direct, "_read", read_then_the_account_goes)
+    error(finalize(client, body), 409, "account_gone")
+    assert not exists(queue, f"originals/{body['upload_id']}") and not exists(queue, body["key"])
+    assert not Image.objects.exists()
