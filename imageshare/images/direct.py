@@ -42,7 +42,7 @@ from django.db import IntegrityError
 from django.utils import timezone
 
 from . import quotas
-from .errors import BadInput, Conflict, ImageshareError, NotFound, Unavailable
+from .errors import BadInput, Conflict, ImageshareError, NotFound, Unavailable, UnsupportedType
 from .models import Image
 from .storage import STORAGE_ERRORS, s3_client, write_parameters
 from .uploads import Prepared, check_backlog, check_size, prepare, store_original, validate_image
@@ -232,7 +232,9 @@ def _make(owner: Any, upload_id: uuid.UUID, key: str, read: Read, name: str) -> 
     ``read.data`` is the object's start (PROBE_BYTES at most; all of it, up
     to one byte past the limit, when the scrub is on), ``read.size`` its length.
     The size and the header (format, pixels) are checked first: an oversized
-    object or one that is not an image is refused without reading the rest.
+    object is refused without reading the rest; when the start does not
+    show the header, the whole object is read and probed before refusing it
+    (multipart accepts those files, so must this).
     With the metadata scrub on, the whole object is read (the scrub rewrites
     its bytes): ``uploads.prepare``, exactly the multipart path; the bytes in
     memory (scrubbed or not) are written as the original, never read again.
@@ -240,7 +242,15 @@ def _make(owner: Any, upload_id: uuid.UUID, key: str, read: Read, name: str) -> 
     condition that it is still the version read (its ETag); the bytes stay
     out of the web tier.
     """
-    probe = validate_image(read.data, read.size)
+    try:
+        probe = validate_image(read.data, read.size)
+    except (BadInput, UnsupportedType):
+        if len(read.data) >= read.size:
+            raise  # the whole file was there: refused for good
+        # The header may lie past the start (a TIFF whose directory libtiff wrote at the end, a JPEG with a
+        # large ICC profile before its frame header): probe the whole object (within the limit) before refusing.
+        read = _read(key, 0, settings.MAX_UPLOAD_BYTES + 1)
+        probe = validate_image(read.data, read.size)
     if settings.STRIP_ORIGINAL_METADATA:
         prepared = prepare(owner, read.data)  # the whole object: the size check above refused a longer one
         return store_original(owner, prepared.probe, name, len(prepared.data), put=_put(prepared), image_id=upload_id)

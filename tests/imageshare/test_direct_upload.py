@@ -478,3 +478,48 @@ def test_a_finalize_whose_account_goes_meanwhile_is_a_clean_error_without_an_ori
     error(finalize(client, body), 409, "account_gone")
     assert not exists(queue, f"originals/{body['upload_id']}") and not exists(queue, body["key"])
     assert not Image.objects.exists()
+
+
+def _jpeg_with_a_large_icc_profile() -> bytes:
+    buf = io.BytesIO()
+    PILImage.new("RGB", (300, 200), (10, 200, 30)).save(buf, "JPEG", icc_profile=b"\0" * 300_000)
+    return buf.getvalue()
+
+
+def _lzw_tiff() -> bytes:
+    import random
+
+    noise = random.Random(1).randbytes(400 * 400 * 3)  # incompressible: the pixels take more than the probe reads
+    buf = io.BytesIO()
+    PILImage.frombytes("RGB", (400, 400), noise).save(buf, "TIFF", compression="tiff_lzw")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "mime", "size"),
+    [
+        pytest.param(_jpeg_with_a_large_icc_profile(), "image/jpeg", (300, 200), id="jpeg-300k-icc"),
+        pytest.param(_lzw_tiff(), "image/tiff", (400, 400), id="lzw-tiff"),
+    ],
+)
+def test_a_file_whose_header_lies_past_the_probed_start_is_accepted(owner_client, queue, data, mime, size):
+    """Without the scrub the probe reads the first PROBE_BYTES: a header past them makes finalize read the rest."""
+    from imageshare.images.direct import PROBE_BYTES
+
+    assert len(data) > PROBE_BYTES
+    body = presign(owner_client)
+    put(queue, body["key"], data, mime)
+    resp = finalize(owner_client, body)
+    assert resp.status_code == 202, resp.content
+    image = resp.json()
+    assert (image["width"], image["height"], image["bytes"]) == (*size, len(data))
+    stored = queue["s3"].get_object(Bucket=queue["bucket"], Key=f"originals/{body['upload_id']}")
+    assert stored["Body"].read() == data and stored["ContentType"] == mime
+    assert not exists(queue, body["key"])
+
+
+def test_a_large_file_that_is_not_an_image_is_still_refused_and_removed(owner_client, queue):
+    body = presign(owner_client)
+    put(queue, body["key"], b"<html>" + b"x" * 400_000, "image/png")
+    error(finalize(owner_client, body), 415, "unsupported_format")
+    assert not exists(queue, body["key"]) and not Image.objects.exists()
