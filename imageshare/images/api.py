@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, RegexValidator
 from django.http import Http404, HttpResponseRedirect
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
@@ -214,6 +214,21 @@ class ImageListView(UploadThrottleMixin, APIView):
         return Response(image_payload(image, request), status=status.HTTP_202_ACCEPTED)
 
 
+class _UploadLimit(MaxValueValidator):
+    """At most MAX_UPLOAD_BYTES, read when a request is validated (and when the schema is made), not at import."""
+
+    def __init__(self) -> None:
+        super().__init__(0, message="Ensure this value is less than or equal to %(limit_value)s (max_bytes).")
+
+    @property  # type: ignore[override]
+    def limit_value(self) -> int:
+        return int(settings.MAX_UPLOAD_BYTES)
+
+    @limit_value.setter
+    def limit_value(self, _value: int) -> None:  # BaseValidator.__init__ sets it: the setting is the limit
+        pass
+
+
 class PresignRequestSerializer(serializers.Serializer):
     content_type = serializers.ChoiceField(
         choices=direct.ALLOWED_CONTENT_TYPES,
@@ -222,7 +237,7 @@ class PresignRequestSerializer(serializers.Serializer):
     )
     size = serializers.IntegerField(
         min_value=1,
-        max_value=settings.MAX_UPLOAD_BYTES,
+        validators=[_UploadLimit()],
         required=False,
         help_text="The file's length in bytes: over the limit (max_bytes), 400 before anything is sent.",
     )

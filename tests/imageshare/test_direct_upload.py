@@ -70,8 +70,13 @@ def test_presign_refuses_a_declared_size_over_the_limit_and_a_type_not_an_image(
     resp = owner_client.post("/api/v1/uploads", too_big, content_type="application/json")
     error(resp, 400, "invalid")
     assert str(settings.MAX_UPLOAD_BYTES) in resp.json()["error"]["message"]
-    settings.MAX_UPLOAD_BYTES = 5000  # a limit lowered below the schema's: the upload limit's own answer
-    error(owner_client.post("/api/v1/uploads", {"size": 5001}, content_type="application/json"), 413, "too_large")
+    settings.MAX_UPLOAD_BYTES = 5000  # the limit is read per request, not fixed at import
+    resp = owner_client.post("/api/v1/uploads", {"size": 5001}, content_type="application/json")
+    error(resp, 400, "invalid")
+    assert "5000" in resp.json()["error"]["message"]
+    assert presign(owner_client, size=5000)["max_bytes"] == 5000
+    settings.MAX_UPLOAD_BYTES = 10**9  # raised: a size over the old limit is fine now
+    assert presign(owner_client, size=10**8)["max_bytes"] == 10**9
     resp = owner_client.post("/api/v1/uploads", {"content_type": "text/html"}, content_type="application/json")
     error(resp, 400, "invalid")
 
@@ -523,3 +528,10 @@ def test_a_large_file_that_is_not_an_image_is_still_refused_and_removed(owner_cl
     put(queue, body["key"], b"<html>" + b"x" * 400_000, "image/png")
     error(finalize(owner_client, body), 415, "unsupported_format")
     assert not exists(queue, body["key"]) and not Image.objects.exists()
+
+
+def test_the_schema_gives_the_presign_size_the_current_limit(owner_client, settings):
+    settings.MAX_UPLOAD_BYTES = 12345
+    schema = owner_client.get("/api/v1/schema", HTTP_ACCEPT="application/json").json()
+    size = schema["components"]["schemas"]["PresignRequestRequest"]["properties"]["size"]
+    assert (size["minimum"], size["maximum"]) == (1, 12345)
