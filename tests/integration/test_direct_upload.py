@@ -222,6 +222,53 @@ def test_the_upload_page_sends_the_file_to_s3_not_the_web_tier(stack, admin, tmp
     assert image.json()["bytes"] == photo.stat().st_size and image.json()["status"] == "ready"
 
 
+def test_a_lost_finalize_fails_its_file_and_the_next_file_still_goes(stack, tmp_path):
+    """The finalize request of the first file never gets an answer (network): that file says so, the next is sent."""
+    from pathlib import Path
+
+    from PIL import Image
+    from playwright.sync_api import expect
+
+    from tests.integration.test_browser import CHROMIUM, login
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("no chromium on this machine")
+    from playwright.sync_api import sync_playwright
+
+    photos = [tmp_path / "lost-finalize.jpg", tmp_path / "after-it.jpg"]
+    for n, photo in enumerate(photos):
+        Image.new("RGB", (640, 480), (200, 40 * n, 90)).save(photo, quality=90)
+    aborted: list[str] = []
+
+    def abort_the_first(route):
+        if aborted:
+            route.continue_()
+        else:
+            aborted.append(route.request.url)
+            route.abort()
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+        )
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(30_000)
+            login(page, stack.web_url, "admin", ADMIN_PASSWORD)
+            page.route("**/finalize", abort_the_first)
+            page.get_by_label("Photos").set_input_files([str(photo) for photo in photos])
+            page.get_by_role("button", name="Upload").click()
+            expect(page.locator('#recent img[alt="after-it.jpg"]')).to_have_count(1, timeout=90_000)
+            failed = page.locator("#progress li.error")
+            expect(failed).to_have_count(1)
+            expect(failed).to_contain_text("lost-finalize.jpg")
+            expect(failed).to_contain_text("could not be finished")
+        finally:
+            browser.close()
+    assert len(aborted) == 1 and aborted[0].endswith("/finalize")
+
+
 # --- open mode: anonymous direct uploads, versioned public rendition URLs ---------------------
 
 

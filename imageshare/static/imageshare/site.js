@@ -67,9 +67,14 @@
         xhr.send(data);
       }).then(function (sent) {
         if (!sent) return null; // S3 unreachable or refusing this origin: the web tier takes it
-        return jsonPost(target.finalize_url, { name: file.name });
+        // The file is in S3 now: a lost finalize is this file's failure (said so), not a reason to send
+        // it again through the web tier, nor to stop the files after it.
+        return jsonPost(target.finalize_url, { name: file.name }).catch(() => ({
+          status: 0,
+          body: { error: { message: 'the upload could not be finished (network error); try this file again' } },
+        }));
       });
-    }, () => null);
+    }, () => null); // the presign request itself failed: the web tier takes it
   }
 
   function uploadOne(file) {
@@ -94,14 +99,20 @@
         item.classList.add('error');
       }
     }
+    function broken() { done(0, { error: { message: 'network error' } }); }
     if (form.dataset.presign && window.fetch) {
       return sendDirect(file, bar).then(function (answer) {
         if (answer) { done(answer.status, answer.body); return undefined; }
         bar.value = 0;
         return sendViaWebTier(file, bar, done);
-      });
+      }).catch(broken); // whatever went wrong, this file says so and the next one goes
     }
-    return sendViaWebTier(file, bar, done);
+    return sendViaWebTier(file, bar, done).catch(broken);
+  }
+
+  // One file after another; a file that fails never stops the rest.
+  function uploadAll(files) {
+    return files.reduce((p, f) => p.then(() => uploadOne(f)).catch(() => undefined), Promise.resolve());
   }
 
   function sendViaWebTier(file, bar, done) {
@@ -145,14 +156,14 @@
       if (!input.files.length) return; // let the server say what is missing
       ev.preventDefault();
       const files = Array.from(input.files);
-      files.reduce((p, f) => p.then(() => uploadOne(f)), Promise.resolve()).then(() => { input.value = ''; });
+      uploadAll(files).then(() => { input.value = ''; });
     });
     if (drop) {
       ['dragenter', 'dragover'].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.add('over'); }));
       ['dragleave', 'drop'].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.remove('over'); }));
       drop.addEventListener('drop', function (e) {
         const files = Array.from(e.dataTransfer.files).filter((f) => f.type.startsWith('image/'));
-        files.reduce((p, f) => p.then(() => uploadOne(f)), Promise.resolve());
+        uploadAll(files);
       });
     }
   }
