@@ -24,6 +24,7 @@ from functools import partial
 from typing import TYPE_CHECKING, TypeAlias
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
@@ -272,9 +273,14 @@ def store_original(
                 raise
             raise IntegrityError(f"image {image.id} exists already") from exc
         _remove_original(image.original_key)
-        if isinstance(exc, IntegrityError):  # the insert refused at commit: the owner was deleted meanwhile
+        if isinstance(exc, IntegrityError):
             log.warning("upload %s refused by the database: %s", image.id, exc)
-            raise Conflict("account_gone", "This account was deleted during the upload; nothing was stored.") from exc
+            if image.owner_id is not None and not get_user_model().objects.filter(pk=image.owner_id).exists():
+                # The row's foreign key refused at commit: the owner was deleted meanwhile.
+                raise Conflict(
+                    "account_gone", "This account was deleted during the upload; nothing was stored."
+                ) from exc
+            raise  # nothing this call made is left; the error is the server's (500)
         # The commit happened before the callback ran (or failed itself): undo the row too.
         log.warning("queue unavailable for upload %s: %s", image.id, exc)
         if inserted:
