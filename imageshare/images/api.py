@@ -206,7 +206,7 @@ class ImageListView(UploadThrottleMixin, APIView):
         request={"multipart/form-data": UploadFileSerializer, "application/json": UploadURLSerializer},
         responses={
             202: IMAGE_SCHEMA,
-            **{code: ERROR_SCHEMA for code in (400, 401, 413, 415, 429, 503)},
+            **{code: ERROR_SCHEMA for code in (400, 401, 409, 413, 415, 429, 503)},
         },
     )
     def post(self, request):
