@@ -389,9 +389,19 @@ class Stack:
     def _signal(self, names, sig: int) -> None:
         for name in self._running(names):
             try:
-                os.killpg(self.procs[name].pid, sig)
+                self._send(name, sig)
             except (ProcessLookupError, PermissionError):
                 pass
+
+    def _send(self, name: str, sig: int) -> None:
+        """A signal to a process's group, but SIGTERM to a Celery worker's main process only:
+        that is its warm shutdown (the pool finishes the tasks in hand). SIGTERM to its
+        pool processes too would kill those tasks mid-run (WorkerLostError)."""
+        pid = self.procs[name].pid
+        if sig == signal.SIGTERM and name.startswith("worker"):
+            os.kill(pid, sig)
+        else:
+            os.killpg(pid, sig)
 
     def _wait(self, names, until: float) -> None:
         while self._running(names) and time.monotonic() < until:
@@ -401,7 +411,7 @@ class Stack:
         """Stop one process: SIGTERM (a worker's warm shutdown), SIGKILL after ``timeout``."""
         proc = self.procs[name]
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
+            self._send(name, signal.SIGTERM)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
