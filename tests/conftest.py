@@ -38,35 +38,26 @@ def aws():
         s3 = client("s3", endpoint_url=None, region=settings.AWS_REGION)
         sqs = client("sqs", endpoint_url=None, region=settings.AWS_REGION)
         ensure_bucket(s3, settings.S3_BUCKET, settings.AWS_REGION)
-        queue_url, dlq_url = ensure_queues(
-            sqs,
-            settings.SQS_QUEUE_NAME,
-            settings.SQS_DEAD_LETTER_QUEUE_NAME,
-            visibility_timeout=settings.SQS_VISIBILITY_TIMEOUT,
-            max_receive_count=settings.SQS_MAX_RECEIVE_COUNT,
-        )
-        extras_url, _ = ensure_queues(
-            sqs,
-            settings.SQS_EXTRAS_QUEUE_NAME,
-            settings.SQS_DEAD_LETTER_QUEUE_NAME,
-            visibility_timeout=settings.SQS_VISIBILITY_TIMEOUT,
-            max_receive_count=settings.SQS_MAX_RECEIVE_COUNT,
-        )
-        analysis_url, _ = ensure_queues(
-            sqs,
-            settings.SQS_ANALYSIS_QUEUE_NAME,
-            settings.SQS_DEAD_LETTER_QUEUE_NAME,
-            visibility_timeout=settings.SQS_VISIBILITY_TIMEOUT,
-            max_receive_count=settings.SQS_MAX_RECEIVE_COUNT,
-        )
+        # The work queues (resize, extra sizes, analysis), each with the one dead-letter queue.
+        urls = {}
+        for key, name in (
+            ("queue_url", settings.SQS_QUEUE_NAME),
+            ("extras_url", settings.SQS_EXTRAS_QUEUE_NAME),
+            ("analysis_url", settings.SQS_ANALYSIS_QUEUE_NAME),
+        ):
+            urls[key], dlq_url = ensure_queues(
+                sqs,
+                name,
+                settings.SQS_DEAD_LETTER_QUEUE_NAME,
+                visibility_timeout=settings.SQS_VISIBILITY_TIMEOUT,
+                max_receive_count=settings.SQS_MAX_RECEIVE_COUNT,
+            )
         yield {
             "s3": s3,
             "sqs": sqs,
             "bucket": settings.S3_BUCKET,
-            "queue_url": queue_url,
             "dlq_url": dlq_url,
-            "extras_url": extras_url,
-            "analysis_url": analysis_url,
+            **urls,
         }
 
 

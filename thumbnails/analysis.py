@@ -17,12 +17,11 @@ import time
 from typing import Any
 
 from celery import shared_task
-from celery.contrib.django.task import DjangoTask
 from django.conf import settings
 from django.db import transaction
 
 from thumbnails import engine, processors
-from thumbnails.tasks import DELIVERY_OPTIONS, fetch_original, put_all
+from thumbnails.tasks import DELIVERY_OPTIONS, ImageTask, fetch_original, put_all
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +42,10 @@ def _record_failure(image_id: str, error: str) -> None:
         )
 
 
-class AnalysisTask(DjangoTask):
-    def on_failure(
-        self, exc: BaseException, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], einfo: Any
-    ) -> None:
-        """Out of retries, or an unexpected error: the analysis says 'failed' (and a waiting upload stops waiting)."""
-        image_id = args[0] if args else kwargs.get("image_id")
-        if image_id:
-            try:
-                _record_failure(image_id, f"Analysis failed: {type(exc).__name__}")
-            except Exception:  # the database may be what failed; the log keeps the error
-                log.exception("could not record the failed analysis of %s", image_id)
+class AnalysisTask(ImageTask):
+    def record_failure(self, image_id: str, exc: BaseException) -> None:
+        """The analysis says 'failed' (and a waiting upload stops waiting)."""
+        _record_failure(image_id, f"Analysis failed: {type(exc).__name__}")
 
 
 def enqueue(image_id: str) -> None:

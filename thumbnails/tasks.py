@@ -153,17 +153,28 @@ def put_all(s3: Any, objects: list[tuple[str, bytes, str]]) -> None:
             f.result()
 
 
-class ResizeTask(DjangoTask):
+class ImageTask(DjangoTask):
+    """A task whose first argument is an image id; out of retries, or on an unexpected error,
+    ``record_failure`` says so on that image, so no one waits on it for ever."""
+
+    def record_failure(self, image_id: str, exc: BaseException) -> None:
+        raise NotImplementedError
+
     def on_failure(
         self, exc: BaseException, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], einfo: Any
     ) -> None:
-        """Out of retries, or an unexpected error: the user sees 'failed', never 'pending' forever."""
         image_id = args[0] if args else kwargs.get("image_id")
         if image_id:
             try:
-                _mark_failed(image_id, "processing_error", f"Processing failed: {type(exc).__name__}")
+                self.record_failure(image_id, exc)
             except Exception:  # the database may be what failed; the log keeps the error
-                log.exception("could not mark image %s failed", image_id)
+                log.exception("could not record the failure of %s for image %s", self.name, image_id)
+
+
+class ResizeTask(ImageTask):
+    def record_failure(self, image_id: str, exc: BaseException) -> None:
+        """The user sees 'failed', never 'pending' forever."""
+        _mark_failed(image_id, "processing_error", f"Processing failed: {type(exc).__name__}")
 
 
 # Every worker task: acknowledged after the work (a dead worker's message comes

@@ -265,3 +265,19 @@ def test_open_mode_renditions_are_stored_immutable_private_mode_ones_private(aws
     assert {s3_object(aws, r.key)["CacheControl"] for r in other.renditions.all()} == {
         "public, max-age=31536000, s-maxage=86400, immutable"
     }
+
+
+def test_a_task_out_of_retries_says_so_on_its_image_never_leaving_it_pending(aws, owner):
+    """Celery's on_failure (retries spent, an unexpected error): each task records it where the user looks."""
+    from imageshare.images.models import Analysis
+    from thumbnails.analysis import analyse_image
+
+    image = stored_image(owner, make_image(400, 300))
+    make_renditions.on_failure(ConnectionError("S3 down"), "task-id", (str(image.id),), {}, None)
+    image.refresh_from_db()
+    assert (image.status, image.failure_code) == ("failed", "processing_error")
+    assert "ConnectionError" in image.failure_reason
+
+    analyse_image.on_failure(RuntimeError("bug"), "task-id", (), {"image_id": str(image.id)}, None)
+    analysis = Analysis.objects.get(image=image)
+    assert analysis.status == "failed" and "RuntimeError" in analysis.error
