@@ -26,6 +26,7 @@ from tests.integration.http_support import (
     token_session,
     wait_until_not_pending,
 )
+from tests.integration.test_browser import login, page  # noqa: F401 (the page fixture: headless Chromium)
 
 pytestmark = pytest.mark.integration
 
@@ -178,40 +179,22 @@ def test_the_bucket_answers_the_upload_pages_cors_preflight(stack):
 # --- the upload page: the same path from a browser ------------------------------------------
 
 
-def test_the_upload_page_sends_the_file_to_s3_not_the_web_tier(stack, admin, tmp_path):
-    from pathlib import Path
-
+def test_the_upload_page_sends_the_file_to_s3_not_the_web_tier(page, stack, admin, tmp_path):  # noqa: F811
     from PIL import Image
     from playwright.sync_api import expect
-
-    from tests.integration.test_browser import CHROMIUM, login
-
-    if not Path(CHROMIUM).exists():
-        pytest.skip("no chromium on this machine")
-    from playwright.sync_api import sync_playwright
 
     photo = tmp_path / "direct-in-browser.jpg"
     Image.new("RGB", (1400, 900), (30, 160, 90)).save(photo, quality=90)
     requests_made = []  # every POST the page made
     base, aws = stack.web_url, stack.env["AWS_ENDPOINT_URL"]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-        )
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(30_000)
-            login(page, base, "admin", ADMIN_PASSWORD)
-            page.on("requestfinished", lambda r: requests_made.append(r) if r.method == "POST" else None)
-            page.get_by_label("Photos").set_input_files(str(photo))
-            page.get_by_role("button", name="Upload").click()
-            expect(page.locator('#recent img[alt="direct-in-browser.jpg"]')).to_have_count(1, timeout=90_000)
-            assert "failed" not in page.locator("#progress").inner_text()
-            # (url, body length, type): Chromium does not count a file's bytes in a body's size, hence the type.
-            posts = [(r.url, r.sizes()["requestBodySize"], r.header_value("content-type") or "") for r in requests_made]
-        finally:
-            browser.close()
+    login(page, base, "admin", ADMIN_PASSWORD)
+    page.on("requestfinished", lambda r: requests_made.append(r) if r.method == "POST" else None)
+    page.get_by_label("Photos").set_input_files(str(photo))
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator('#recent img[alt="direct-in-browser.jpg"]')).to_have_count(1, timeout=90_000)
+    assert "failed" not in page.locator("#progress").inner_text()
+    # (url, body length, type): Chromium does not count a file's bytes in a body's size, hence the type.
+    posts = [(r.url, r.sizes()["requestBodySize"], r.header_value("content-type") or "") for r in requests_made]
     to_s3 = [post for post in posts if post[0].startswith(aws)]
     to_web = [post for post in posts if post[0].startswith(base)]
     assert len(to_s3) == 1 and to_s3[0][2].startswith("multipart/form-data"), posts  # the file went to S3 (moto)
@@ -222,18 +205,10 @@ def test_the_upload_page_sends_the_file_to_s3_not_the_web_tier(stack, admin, tmp
     assert image.json()["bytes"] == photo.stat().st_size and image.json()["status"] == "ready"
 
 
-def test_a_lost_finalize_fails_its_file_and_the_next_file_still_goes(stack, tmp_path):
+def test_a_lost_finalize_fails_its_file_and_the_next_file_still_goes(page, stack, tmp_path):  # noqa: F811
     """The finalize request of the first file never gets an answer (network): that file says so, the next is sent."""
-    from pathlib import Path
-
     from PIL import Image
     from playwright.sync_api import expect
-
-    from tests.integration.test_browser import CHROMIUM, login
-
-    if not Path(CHROMIUM).exists():
-        pytest.skip("no chromium on this machine")
-    from playwright.sync_api import sync_playwright
 
     photos = [tmp_path / "lost-finalize.jpg", tmp_path / "after-it.jpg"]
     for n, photo in enumerate(photos):
@@ -247,25 +222,15 @@ def test_a_lost_finalize_fails_its_file_and_the_next_file_still_goes(stack, tmp_
             aborted.append(route.request.url)
             route.abort()
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-        )
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(30_000)
-            login(page, stack.web_url, "admin", ADMIN_PASSWORD)
-            page.route("**/finalize", abort_the_first)
-            page.get_by_label("Photos").set_input_files([str(photo) for photo in photos])
-            page.get_by_role("button", name="Upload").click()
-            expect(page.locator('#recent img[alt="after-it.jpg"]')).to_have_count(1, timeout=90_000)
-            failed = page.locator("#progress li.error")
-            expect(failed).to_have_count(1)
-            expect(failed).to_contain_text("lost-finalize.jpg")
-            expect(failed).to_contain_text("could not be finished")
-        finally:
-            browser.close()
+    login(page, stack.web_url, "admin", ADMIN_PASSWORD)
+    page.route("**/finalize", abort_the_first)
+    page.get_by_label("Photos").set_input_files([str(photo) for photo in photos])
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator('#recent img[alt="after-it.jpg"]')).to_have_count(1, timeout=90_000)
+    failed = page.locator("#progress li.error")
+    expect(failed).to_have_count(1)
+    expect(failed).to_contain_text("lost-finalize.jpg")
+    expect(failed).to_contain_text("could not be finished")
     assert len(aborted) == 1 and aborted[0].endswith("/finalize")
 
 
