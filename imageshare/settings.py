@@ -456,12 +456,12 @@ EC2_INSTANCE_ID = envstr("EC2_INSTANCE_ID", "")
 ACTIVE_TASKS_FILE = Path(envstr("IMAGESHARE_ACTIVE_TASKS_FILE", "/tmp/imageshare-active-tasks"))
 # Set by the local scaling hook: the worker touches it once it consumes.
 WORKER_READY_FILE = envstr("IMAGESHARE_WORKER_READY_FILE", "")
-# Messages a worker holds per pool process (Celery's prefetch multiplier): 4
-# keeps the next message at hand when a task ends, so no pool process waits
-# for an SQS round trip (docs/pipeline.md has the measurements). Held
-# messages stay hidden while held (ops/worker/heartbeat.py) and are given
-# back at once on a warm shutdown.
-WORKER_PREFETCH_MULTIPLIER = envint("WORKER_PREFETCH_MULTIPLIER", 4, minimum=1)
+# Messages a worker holds per pool process (Celery's prefetch multiplier). 4
+# drains a full queue faster (the next message is at hand when a task ends;
+# docs/pipeline.md), but the scaling hook reads SQS's in-flight messages as
+# busy pool processes, so prefetched ones would make it start workers for
+# work that is already taken: 1 until the policy knows the multiplier.
+WORKER_PREFETCH_MULTIPLIER = envint("WORKER_PREFETCH_MULTIPLIER", 1, minimum=1)
 
 # --- Monitoring -------------------------------------------------------------------
 # Bearer token for Prometheus to scrape /metrics; without it only staff may read it.
